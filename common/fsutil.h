@@ -1,0 +1,33 @@
+/* Filesystem helpers shared by every module. All paths may be relative to the current folder. */
+#ifndef CAS_FSUTIL_H
+#define CAS_FSUTIL_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+/* Read a whole regular file, refusing more than max bytes (CAS_E_TOO_LARGE) and non-regular
+ * files. *buf_out is malloc'd with a NUL appended (not counted in *len_out). Missing file:
+ * CAS_E_FILE_MISSING. */
+cas_hr cas_fs_read_file(const char *path, size_t max, char **buf_out, size_t *len_out);
+
+/* Replace `path` atomically: write a temporary file in the same folder, fsync it, rename it over
+ * path, fsync the folder. A crash leaves either the old or the new content, never a mix. */
+cas_hr cas_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);
+
+/* mkdir -p with the given mode for created folders. */
+cas_hr cas_fs_mkdirs(const char *path, mode_t mode);
+
+/* Remove a file tree below dirfd/name without following symbolic links (a planted link is
+ * removed, never followed). Missing: CAS_OK. */
+cas_hr cas_fs_remove_tree_at(int dirfd, const char *name);
+cas_hr cas_fs_remove_tree(const char *path);
+
+/* fsync a folder by path. */
+cas_hr cas_fs_sync_dir(const char *path);
+
+/* Join two path parts with one '/'; malloc'd (NULL only when out of memory). */
+char *cas_path_join(const char *a, const char *b);
+
+#endif

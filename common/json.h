@@ -1,0 +1,21 @@
+/* Strict JSON reading over cJSON, shared by the policy and configuration loaders. */
+#ifndef CAS_JSON_H
+#define CAS_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "error.h"
+
+/* Parse a buffer as one JSON document: valid UTF-8, no NUL byte, nothing but whitespace after
+ * the value, nesting at most max_depth, and no object with a duplicate key anywhere (a parser
+ * differential that could hide a field from a reviewer). `what` names the document in errors.
+ * CAS_E_INVALID_DATA on failure, with the byte offset in the detail. */
+cas_hr cas_json_parse(const char *buf, size_t len, int max_depth, const char *what, cJSON **out);
+
+/* 1 if the number item holds an integer in [min, max] (exactly representable). */
+int cas_json_is_int(const cJSON *item, int64_t min, int64_t max);
+
+#endif

@@ -1,0 +1,526 @@
+/* The content cache. Commit order (see cache.h): files are synced with one syncfs(2) (cheaper
+ * than an fsync per file for many-file packages, same guarantee), then C.sums is written and
+ * synced in staging, then under the cache lock C/ is renamed into place, then C.sums, then the
+ * cache folder is synced. C.sums is the commit marker: an entry without it is an orphan. */
+#include "cache/cache.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fsutil.h"
+#include "common/path.h"
+
+#define CACHE_PARTIAL ".partial"
+#define CACHE_LOCK    ".lock"
+
+struct cache {
+    char *dir;
+    int dirfd;
+};
+
+const char *cache_dir(const struct cache *c)
+{
+    return c->dir;
+}
+
+/* A cache-wide lock for the short steps that change which entries exist (commit, delete, orphan
+ * removal). Downloads and hashing run without it. The kernel drops it if the process dies. */
+static int cache_lock(struct cache *c)
+{
+    int fd = openat(c->dirfd, CACHE_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return -1;
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
+static void cache_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Staging folders are named C.<pid>.XXXXXX: one whose process is gone is left over from a crash
+ * and is removed; others belong to a running job and are left alone. */
+static void cache_remove_stale_staging(struct cache *c)
+{
+    int pfd = openat(c->dirfd, CACHE_PARTIAL, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (pfd < 0)
+        return;
+    DIR *d = fdopendir(pfd);
+    if (!d) {
+        close(pfd);
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        const char *dot = strchr(de->d_name, '.');
+        dot = dot ? strchr(dot + 1, '.') : NULL; /* skip "CEN00002.2" */
+        long pid = dot ? strtol(dot + 1, NULL, 10) : 0;
+        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+            continue;
+        cas_fs_remove_tree_at(dirfd(d), de->d_name);
+    }
+    closedir(d);
+}
+
+/* C/ without C.sums: a commit interrupted between its two renames, or a delete interrupted. */
+static void cache_remove_orphans(struct cache *c)
+{
+    int dfd = dup(c->dirfd);
+    if (dfd < 0)
+        return;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        close(dfd);
+        return;
+    }
+    char sums[NAME_MAX + 8];
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!cas_id_is_content(de->d_name))
+            continue;
+        snprintf(sums, sizeof(sums), "%s.sums", de->d_name);
+        if (faccessat(c->dirfd, sums, F_OK, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT)
+            cas_fs_remove_tree_at(c->dirfd, de->d_name);
+    }
+    closedir(d);
+}
+
+cas_hr cache_open(const char *dir, struct cache **out)
+{
+    cas_hr hr;
+    struct cache *c = calloc(1, sizeof(*c));
+    *out = NULL;
+    if (!c)
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    c->dirfd = -1;
+    hr = cas_fs_mkdirs(dir, 0755);
+    if (hr != CAS_OK)
+        goto fail;
+    c->dir = strdup(dir);
+    c->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (!c->dir || c->dirfd < 0) {
+        hr = cas_fail(c->dir ? cas_err_from_errno(errno) : CAS_E_OUTOFMEMORY,
+                      "opening cache folder %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    if (mkdirat(c->dirfd, CACHE_PARTIAL, 0700) != 0 && errno != EEXIST) {
+        hr = cas_fail(cas_err_from_errno(errno), "creating %s/%s: %s", dir, CACHE_PARTIAL,
+                      strerror(errno));
+        goto fail;
+    }
+    int lfd = cache_lock(c);
+    if (lfd < 0) {
+        hr = cas_fail(cas_err_from_errno(errno), "locking cache %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    cache_remove_stale_staging(c);
+    cache_remove_orphans(c);
+    cache_unlock(lfd);
+    *out = c;
+    return CAS_OK;
+fail:
+    cache_close(c);
+    return hr;
+}
+
+void cache_close(struct cache *c)
+{
+    if (!c)
+        return;
+    if (c->dirfd >= 0)
+        close(c->dirfd);
+    free(c->dir);
+    free(c);
+}
+
+static cas_hr cache_check_id(const char *content_id)
+{
+    if (!content_id || !cas_id_is_content(content_id))
+        return cas_fail(CAS_E_INVALIDARG, "'%s' is not a content id (PACKAGE.VERSION)",
+                        content_id ? content_id : "");
+    return CAS_OK;
+}
+
+cas_hr cache_stage_begin(struct cache *c, const char *content_id, char **staging_out)
+{
+    char *staging = NULL;
+    cas_hr hr = cache_check_id(content_id);
+    *staging_out = NULL;
+    if (hr != CAS_OK)
+        return hr;
+    if (asprintf(&staging, "%s/%s/%s.%ld.XXXXXX", c->dir, CACHE_PARTIAL, content_id,
+                 (long)getpid()) < 0)
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    if (!mkdtemp(staging)) {
+        hr = cas_fail(cas_err_from_errno(errno), "creating staging folder %s: %s", staging,
+                      strerror(errno));
+        free(staging);
+        return hr;
+    }
+    char *content = cas_path_join(staging, content_id);
+    if (!content || mkdir(content, 0755) != 0) {
+        hr = cas_fail(content ? cas_err_from_errno(errno) : CAS_E_OUTOFMEMORY,
+                      "creating staging folder: %s", strerror(errno));
+        free(content);
+        cas_fs_remove_tree(staging);
+        free(staging);
+        return hr;
+    }
+    free(content);
+    *staging_out = staging;
+    return CAS_OK;
+}
+
+void cache_stage_abort(struct cache *c, const char *staging)
+{
+    (void)c;
+    if (staging)
+        cas_fs_remove_tree(staging);
+}
+
+cas_hr cache_hash_folder(const char *folder, enum cas_hash_alg alg, struct cas_sums *sums_out,
+                         char *actual_hex)
+{
+    struct cas_sums sums = {0};
+    cas_hr hr = cas_sums_build_at(AT_FDCWD, folder, alg, &sums);
+    if (hr == CAS_OK)
+        hr = cas_sums_package_hash(&sums, actual_hex);
+    if (hr == CAS_OK && sums_out)
+        *sums_out = sums;
+    else
+        cas_sums_free(&sums);
+    return hr;
+}
+
+/* Make the verified files read-only so neither an installer nor a user changes them by
+ * accident; the program itself gets the execute bit. */
+static cas_hr cache_seal(const char *content, const struct cas_sums *sums, const char *exec_path)
+{
+    for (size_t i = 0; i < sums->count; i++) {
+        char *p = cas_path_join(content, sums->entries[i].path);
+        if (!p)
+            return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        mode_t mode = exec_path && !strcmp(exec_path, sums->entries[i].path) ? 0555 : 0444;
+        int rc = chmod(p, mode);
+        int err = errno;
+        free(p);
+        if (rc != 0)
+            return cas_fail(cas_err_from_errno(err), "chmod %s: %s", sums->entries[i].path,
+                            strerror(err));
+    }
+    return CAS_OK;
+}
+
+static cas_hr cache_sync_tree(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return cas_fail(cas_err_from_errno(errno), "%s: %s", path, strerror(errno));
+    int rc = syncfs(fd);
+    int err = errno;
+    close(fd);
+    if (rc != 0)
+        return cas_fail(cas_err_from_errno(err), "syncfs %s: %s", path, strerror(err));
+    return CAS_OK;
+}
+
+cas_hr cache_commit(struct cache *c, const char *staging, const char *content_id,
+                    enum cas_hash_alg alg, const char *expected_hex, const char *exec_path,
+                    char *actual_hex)
+{
+    cas_hr hr;
+    struct cas_sums sums = {0};
+    char *content = NULL, *staged_sums = NULL, *listing = NULL;
+    char *final_content = NULL, *final_sums = NULL;
+    size_t listing_len = 0;
+    int lfd = -1;
+
+    hr = cache_check_id(content_id);
+    if (hr != CAS_OK)
+        goto cleanup;
+    content = cas_path_join(staging, content_id);
+    staged_sums = malloc(strlen(content ? content : "") + 6);
+    final_content = cas_path_join(c->dir, content_id);
+    final_sums = malloc(strlen(final_content ? final_content : "") + 6);
+    if (!content || !staged_sums || !final_content || !final_sums) {
+        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        goto cleanup;
+    }
+    sprintf(staged_sums, "%s.sums", content);
+    sprintf(final_sums, "%s.sums", final_content);
+
+    hr = cache_hash_folder(content, alg, &sums, actual_hex);
+    if (hr != CAS_OK)
+        goto cleanup;
+    if (!cas_hex_equal(actual_hex, expected_hex)) {
+        hr = cas_fail(CAS_E_HASH_MISMATCH, "content %s: package hash %s, expected %s", content_id,
+                      actual_hex, expected_hex);
+        goto cleanup;
+    }
+    hr = cache_seal(content, &sums, exec_path);
+    if (hr == CAS_OK)
+        hr = cas_sums_serialize(&sums, &listing, &listing_len);
+    if (hr == CAS_OK)
+        hr = cache_sync_tree(content);
+    if (hr == CAS_OK)
+        hr = cas_fs_write_atomic(staged_sums, listing, listing_len, 0444);
+    if (hr != CAS_OK)
+        goto cleanup;
+
+    lfd = cache_lock(c);
+    if (lfd < 0) {
+        hr = cas_fail(cas_err_from_errno(errno), "locking cache: %s", strerror(errno));
+        goto cleanup;
+    }
+    /* Replace an older entry of the same content: uncommit it first (sums), then its files. */
+    if (unlink(final_sums) != 0 && errno != ENOENT) {
+        hr = cas_fail(cas_err_from_errno(errno), "removing %s: %s", final_sums, strerror(errno));
+        goto cleanup;
+    }
+    hr = cas_fs_remove_tree(final_content);
+    if (hr != CAS_OK)
+        goto cleanup;
+    if (rename(content, final_content) != 0) {
+        hr = cas_fail(cas_err_from_errno(errno), "moving content into the cache: %s",
+                      strerror(errno));
+        goto cleanup;
+    }
+    if (rename(staged_sums, final_sums) != 0) {
+        hr = cas_fail(cas_err_from_errno(errno), "moving %s.sums into the cache: %s", content_id,
+                      strerror(errno));
+        goto cleanup;
+    }
+    hr = cas_fs_sync_dir(c->dir);
+cleanup:
+    cache_unlock(lfd);
+    cas_fs_remove_tree(staging);
+    cas_sums_free(&sums);
+    free(listing);
+    free(content);
+    free(staged_sums);
+    free(final_content);
+    free(final_sums);
+    return hr;
+}
+
+int cache_has(struct cache *c, const char *content_id)
+{
+    char sums[NAME_MAX + 8];
+    struct stat st;
+    if (cache_check_id(content_id) != CAS_OK)
+        return 0;
+    snprintf(sums, sizeof(sums), "%s.sums", content_id);
+    if (fstatat(c->dirfd, sums, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    if (fstatat(c->dirfd, content_id, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
+        return 0;
+    return 1;
+}
+
+char *cache_content_path(const struct cache *c, const char *content_id)
+{
+    return cas_path_join(c->dir, content_id);
+}
+
+static cas_hr cache_read_sums(struct cache *c, const char *content_id, enum cas_hash_alg alg,
+                              struct cas_sums *out)
+{
+    char *path = NULL, *buf = NULL;
+    size_t len = 0;
+    cas_hr hr;
+    if (asprintf(&path, "%s/%s.sums", c->dir, content_id) < 0)
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    hr = cas_fs_read_file(path, 256u * 1024u * 1024u, &buf, &len);
+    if (hr == CAS_OK)
+        hr = cas_sums_parse(buf, len, alg, out);
+    free(buf);
+    free(path);
+    return hr;
+}
+
+/* Describe the first difference between what C.sums recorded and what is on disk now. */
+static char *cache_describe_change(const struct cas_sums *rec, const struct cas_sums *now)
+{
+    char *out = NULL;
+    size_t i = 0, j = 0;
+    while (i < rec->count || j < now->count) {
+        int cmp = i >= rec->count   ? 1
+                  : j >= now->count ? -1
+                                    : strcmp(rec->entries[i].path, now->entries[j].path);
+        if (cmp < 0) {
+            if (asprintf(&out, "file %s is missing", rec->entries[i].path) < 0)
+                out = NULL;
+            return out;
+        }
+        if (cmp > 0) {
+            if (asprintf(&out, "file %s was added", now->entries[j].path) < 0)
+                out = NULL;
+            return out;
+        }
+        if (strcmp(rec->entries[i].hex, now->entries[j].hex) != 0) {
+            char e[CAS_HASH_MAX_HEX + 1], a[CAS_HASH_MAX_HEX + 1];
+            cas_hex_upper(rec->entries[i].hex, e);
+            cas_hex_upper(now->entries[j].hex, a);
+            if (asprintf(&out, "file %s changed: expected %s, actual %s", rec->entries[i].path, e,
+                         a) < 0)
+                out = NULL;
+            return out;
+        }
+        i++;
+        j++;
+    }
+    return NULL;
+}
+
+cas_hr cache_verify(struct cache *c, const char *content_id, enum cas_hash_alg alg,
+                    const char *expected_hex, char *actual_hex, char **changed)
+{
+    struct cas_sums now = {0}, rec = {0};
+    char *content = NULL;
+    cas_hr hr;
+
+    if (changed)
+        *changed = NULL;
+    hr = cache_check_id(content_id);
+    if (hr != CAS_OK)
+        return hr;
+    if (!cache_has(c, content_id))
+        return cas_fail(CAS_E_CONTENT_NOT_FOUND, "content %s is not in the cache", content_id);
+    content = cache_content_path(c, content_id);
+    if (!content)
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    hr = cache_hash_folder(content, alg, &now, actual_hex);
+    if (hr == CAS_OK && !cas_hex_equal(actual_hex, expected_hex)) {
+        hr = cas_fail(CAS_E_HASH_MISMATCH, "content %s in the cache: package hash %s, expected %s",
+                      content_id, actual_hex, expected_hex);
+        if (changed && cache_read_sums(c, content_id, alg, &rec) == CAS_OK)
+            *changed = cache_describe_change(&rec, &now);
+        cas_fail(CAS_E_HASH_MISMATCH, "content %s in the cache: package hash %s, expected %s",
+                 content_id, actual_hex, expected_hex);
+    }
+    cas_sums_free(&now);
+    cas_sums_free(&rec);
+    free(content);
+    return hr;
+}
+
+cas_hr cache_delete(struct cache *c, const char *content_id)
+{
+    char sums[NAME_MAX + 8];
+    cas_hr hr = cache_check_id(content_id);
+    if (hr != CAS_OK)
+        return hr;
+    int lfd = cache_lock(c);
+    if (lfd < 0)
+        return cas_fail(cas_err_from_errno(errno), "locking cache: %s", strerror(errno));
+    snprintf(sums, sizeof(sums), "%s.sums", content_id);
+    if (unlinkat(c->dirfd, sums, 0) != 0 && errno != ENOENT)
+        hr = cas_fail(cas_err_from_errno(errno), "removing %s: %s", sums, strerror(errno));
+    if (hr == CAS_OK)
+        hr = cas_fs_remove_tree_at(c->dirfd, content_id);
+    if (hr == CAS_OK)
+        hr = cas_fs_sync_dir(c->dir);
+    cache_unlock(lfd);
+    return hr;
+}
+
+static int cache_info_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct cache_entry_info *)a)->content_id,
+                  ((const struct cache_entry_info *)b)->content_id);
+}
+
+static void cache_fill_info(struct cache *c, struct cache_entry_info *info)
+{
+    char sums_name[NAME_MAX + 8], *buf = NULL, *path = NULL;
+    size_t len = 0;
+    struct stat st;
+
+    snprintf(sums_name, sizeof(sums_name), "%s.sums", info->content_id);
+    if (fstatat(c->dirfd, sums_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        info->modified = st.st_mtime;
+    if (asprintf(&path, "%s/%s", c->dir, sums_name) < 0)
+        return;
+    if (cas_fs_read_file(path, 256u * 1024u * 1024u, &buf, &len) == CAS_OK) {
+        /* Each line ends in "  P\n"; size comes from the files themselves. */
+        for (char *line = buf; line && *line;) {
+            char *nl = strchr(line, '\n');
+            char *sep = strstr(line, "  ");
+            if (!nl || !sep || sep > nl)
+                break;
+            *nl = '\0';
+            char *p = NULL;
+            if (asprintf(&p, "%s/%s", info->content_id, sep + 2) >= 0) {
+                if (fstatat(c->dirfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0)
+                    info->size += (uint64_t)st.st_size;
+                free(p);
+            }
+            info->files++;
+            line = nl + 1;
+        }
+    }
+    free(buf);
+    free(path);
+}
+
+cas_hr cache_list(struct cache *c, struct cache_entry_info **out, size_t *count)
+{
+    struct cache_entry_info *items = NULL;
+    size_t n = 0, cap = 0;
+    int dfd = dup(c->dirfd);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+
+    *out = NULL;
+    *count = 0;
+    if (!d) {
+        if (dfd >= 0)
+            close(dfd);
+        return cas_fail(cas_err_from_errno(errno), "reading cache %s: %s", c->dir, strerror(errno));
+    }
+    rewinddir(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!cas_id_is_content(de->d_name) || !cache_has(c, de->d_name))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            struct cache_entry_info *grown = realloc(items, cap * sizeof(*items));
+            if (!grown) {
+                free(items);
+                closedir(d);
+                return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+            }
+            items = grown;
+        }
+        memset(&items[n], 0, sizeof(items[n]));
+        if (strlen(de->d_name) >= sizeof(items[n].content_id))
+            continue;
+        memcpy(items[n].content_id, de->d_name, strlen(de->d_name) + 1);
+        cache_fill_info(c, &items[n]);
+        n++;
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(items, n, sizeof(*items), cache_info_cmp);
+    *out = items;
+    *count = n;
+    return CAS_OK;
+}

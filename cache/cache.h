@@ -1,0 +1,70 @@
+/* The content cache: <cache_dir>/C/ + <cache_dir>/C.sums, the distribution point layout.
+ *
+ * An entry exists when C.sums exists; C.sums is renamed into place last, after C/, so a crash
+ * between the two leaves only an orphan folder that cache_open() removes. Content is assembled in
+ * a staging folder <cache_dir>/.partial/C.XXXXXX/ (same filesystem, so the commit is a rename)
+ * and is committed only when the package hash recomputed from the files on disk matches. */
+#ifndef CAS_CACHE_H
+#define CAS_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "common/error.h"
+#include "common/hash.h"
+#include "common/sums.h"
+
+struct cache;
+
+/* Open (creating if needed) the cache folder; removes orphans left by a crash. */
+cas_hr cache_open(const char *dir, struct cache **out);
+void cache_close(struct cache *c);
+const char *cache_dir(const struct cache *c);
+
+/* Staging: a fresh private folder for assembling content C. *staging_out is its path
+ * (malloc'd); the content goes into <staging>/C/ (already created). */
+cas_hr cache_stage_begin(struct cache *c, const char *content_id, char **staging_out);
+/* Remove a staging folder (after failure). */
+void cache_stage_abort(struct cache *c, const char *staging);
+
+/* Recompute the package hash of <folder> (the content files) from disk. Fills *sums_out (may
+ * be NULL) and actual_hex. Refuses links and special files like cas_sums_build_at. */
+cas_hr cache_hash_folder(const char *folder, enum cas_hash_alg alg, struct cas_sums *sums_out,
+                         char *actual_hex);
+
+/* Commit staged content: recompute its package hash from disk; unless it equals expected_hex,
+ * return CAS_E_HASH_MISMATCH with actual_hex filled (nothing changes in the cache). Otherwise
+ * make files read-only (mode 0444; `exec_path`, a path inside the content or NULL, 0555), fsync,
+ * write C.sums, and rename C/ then C.sums into place, replacing any older entry of C. The
+ * staging folder is removed either way. */
+cas_hr cache_commit(struct cache *c, const char *staging, const char *content_id,
+                    enum cas_hash_alg alg, const char *expected_hex, const char *exec_path,
+                    char *actual_hex);
+
+/* 1 if the entry for C is present (C.sums and C/ exist). */
+int cache_has(struct cache *c, const char *content_id);
+
+/* Re-verify an entry from disk: CAS_OK, CAS_E_CONTENT_NOT_FOUND if absent, CAS_E_HASH_MISMATCH
+ * (actual_hex filled, and `changed` (may be NULL) receives a malloc'd description of the first
+ * file that differs from C.sums, or NULL). */
+cas_hr cache_verify(struct cache *c, const char *content_id, enum cas_hash_alg alg,
+                    const char *expected_hex, char *actual_hex, char **changed);
+
+/* Path of the entry's content folder (malloc'd). */
+char *cache_content_path(const struct cache *c, const char *content_id);
+
+/* Remove an entry: C.sums first (so it stops existing), then C/. */
+cas_hr cache_delete(struct cache *c, const char *content_id);
+
+struct cache_entry_info {
+    char content_id[32];
+    uint64_t size; /* bytes of the files */
+    size_t files;
+    time_t modified; /* when it was committed */
+};
+
+/* List committed entries, sorted by content id. *out is malloc'd. */
+cas_hr cache_list(struct cache *c, struct cache_entry_info **out, size_t *count);
+
+#endif

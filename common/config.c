@@ -1,0 +1,336 @@
+/* The agent's configuration file. One table lists every key with its type and range, so the
+ * defaults, the checks and the error wording cannot drift apart from one key to the next. */
+#include "common/config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fsutil.h"
+#include "common/json.h"
+#include "common/path.h"
+
+#define CONFIG_MAX_DEPTH   8
+#define CONFIG_MAX_URL     2048
+#define CONFIG_WARN_KEYLEN 64
+
+enum key_type {
+    KEY_DIR,     /* non-empty string, always set */
+    KEY_OPT_STR, /* non-empty string, or null / absent for "unset" */
+    KEY_SITE,    /* optional site code */
+    KEY_URL,     /* optional http:// or https:// URL */
+    KEY_BOOL,    /* int field */
+    KEY_INT,     /* int field */
+    KEY_LONG,    /* long field */
+};
+
+struct key {
+    const char *name;
+    enum key_type type;
+    size_t off;
+    long min, max;
+};
+
+#define F(field) offsetof(struct cas_config, field)
+
+static const struct key keys[] = {
+    {"site", KEY_SITE, F(site), 0, 0},
+    {"management_point", KEY_URL, F(management_point), 0, 0},
+    {"trusted_keys_dir", KEY_DIR, F(trusted_keys_dir), 0, 0},
+    {"cache_dir", KEY_DIR, F(cache_dir), 0, 0},
+    {"state_dir", KEY_DIR, F(state_dir), 0, 0},
+    {"log_dir", KEY_DIR, F(log_dir), 0, 0},
+    {"cache_size_mb", KEY_LONG, F(cache_size_mb), 1, 16777216},
+    {"cache_min_retention_minutes", KEY_LONG, F(cache_min_retention_minutes), 0, 10080},
+    {"log_level", KEY_INT, F(log_level), 0, 3},
+    {"debug_logging", KEY_BOOL, F(debug_logging), 0, 1},
+    /* The real client refuses a log smaller than 10000 bytes. */
+    {"log_max_size", KEY_LONG, F(log_max_size), 10000, 1073741824},
+    {"log_max_history", KEY_INT, F(log_max_history), 0, 100},
+    {"require_signed_policy", KEY_BOOL, F(require_signed_policy), 0, 1},
+    {"policy_poll_minutes", KEY_LONG, F(policy_poll_minutes), 1, 10080},
+    {"max_parallel_transfers", KEY_LONG, F(max_parallel_transfers), 1, 64},
+    {"connect_timeout_seconds", KEY_LONG, F(connect_timeout_seconds), 1, 600},
+    /* Open-ended in the contract; capped so rate arithmetic (kbps * 1024) cannot overflow. */
+    {"low_speed_bytes_per_second", KEY_LONG, F(low_speed_bytes_per_second), 0, INT32_MAX},
+    {"low_speed_seconds", KEY_LONG, F(low_speed_seconds), 1, 3600},
+    {"transfer_deadline_minutes", KEY_LONG, F(transfer_deadline_minutes), 1, 43200},
+    {"max_download_kbps", KEY_LONG, F(max_download_kbps), 0, INT32_MAX},
+    {"require_https", KEY_BOOL, F(require_https), 0, 1},
+    {"ca_file", KEY_OPT_STR, F(ca_file), 0, 0},
+    {"tls_client_cert", KEY_OPT_STR, F(tls_client_cert), 0, 0},
+    {"tls_client_key", KEY_OPT_STR, F(tls_client_key), 0, 0},
+    {"tls_pinned_public_key", KEY_OPT_STR, F(tls_pinned_public_key), 0, 0},
+    {"proxy", KEY_OPT_STR, F(proxy), 0, 0},
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static char **str_field(struct cas_config *cfg, const struct key *k)
+{
+    return (char **)((char *)cfg + k->off);
+}
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d)
+        memcpy(d, s, n);
+    return d;
+}
+
+void cas_config_free(struct cas_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (keys[i].type == KEY_DIR || keys[i].type == KEY_OPT_STR || keys[i].type == KEY_SITE ||
+            keys[i].type == KEY_URL)
+            free(*str_field(cfg, &keys[i]));
+    }
+    free(cfg->warnings);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+cas_hr cas_config_defaults(struct cas_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->trusted_keys_dir = dup_str("/etc/cas-agent/trusted-keys");
+    cfg->cache_dir = dup_str("/var/cache/cas-agent");
+    cfg->state_dir = dup_str("/var/lib/cas-agent");
+    cfg->log_dir = dup_str("/var/log/cas-agent");
+    if (!cfg->trusted_keys_dir || !cfg->cache_dir || !cfg->state_dir || !cfg->log_dir) {
+        cas_config_free(cfg);
+        return cas_fail(CAS_E_OUTOFMEMORY, "configuration: out of memory");
+    }
+    cfg->cache_size_mb = 5120;
+    cfg->cache_min_retention_minutes = 1440;
+    cfg->log_level = 1;
+    cfg->debug_logging = 0;
+    cfg->log_max_size = 250000;
+    cfg->log_max_history = 1;
+    cfg->require_signed_policy = 1;
+    cfg->policy_poll_minutes = 60;
+    cfg->max_parallel_transfers = 8;
+    cfg->connect_timeout_seconds = 10;
+    cfg->low_speed_bytes_per_second = 1000;
+    cfg->low_speed_seconds = 60;
+    cfg->transfer_deadline_minutes = 240;
+    cfg->max_download_kbps = 0;
+    cfg->require_https = 0;
+    return CAS_OK;
+}
+
+/* The same rules as a policy location: the agent appends ".sig" to this URL, so a query or a
+ * fragment would put it in the wrong place. */
+static int valid_url(const char *s)
+{
+    size_t n = strlen(s);
+    const char *rest;
+    if (n > CONFIG_MAX_URL)
+        return 0;
+    if (strncmp(s, "http://", 7) == 0)
+        rest = s + 7;
+    else if (strncmp(s, "https://", 8) == 0)
+        rest = s + 8;
+    else
+        return 0;
+    if (*rest == '\0' || *rest == '/')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7F || c == '?' || c == '#')
+            return 0;
+    }
+    return 1;
+}
+
+/* Append "unknown configuration key 'X' (ignored)". The key is shown printable and short: it
+ * comes from the file and ends up in logs and on terminals. */
+static cas_hr warn_unknown(struct cas_config *cfg, const char *key)
+{
+    char shown[CONFIG_WARN_KEYLEN + 4];
+    size_t n = strlen(key), i;
+    int cut = n > CONFIG_WARN_KEYLEN;
+    if (cut) {
+        n = CONFIG_WARN_KEYLEN;
+        while (n > 0 && ((unsigned char)key[n] & 0xC0) == 0x80)
+            n--; /* do not split a UTF-8 sequence */
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)key[i];
+        shown[i] = (c < 0x20 || c == 0x7F || c == '\'') ? '?' : (char)c;
+    }
+    if (cut) {
+        memcpy(shown + i, "...", 3);
+        i += 3;
+    }
+    shown[i] = '\0';
+
+    static const char fmt[] = "unknown configuration key '%s' (ignored)";
+    size_t old = cfg->warnings ? strlen(cfg->warnings) : 0;
+    size_t add = sizeof(fmt) + strlen(shown) + 1;
+    char *w = realloc(cfg->warnings, old + add);
+    if (!w)
+        return cas_fail(CAS_E_OUTOFMEMORY, "configuration: out of memory");
+    if (old)
+        w[old++] = '\n';
+    snprintf(w + old, add, "unknown configuration key '%s' (ignored)", shown);
+    cfg->warnings = w;
+    return CAS_OK;
+}
+
+static cas_hr set_string(struct cas_config *cfg, const struct key *k, const cJSON *v)
+{
+    char **field = str_field(cfg, k);
+    if (cJSON_IsNull(v) && k->type != KEY_DIR) {
+        free(*field);
+        *field = NULL;
+        return CAS_OK;
+    }
+    const char *null_ok = k->type == KEY_DIR ? "" : " or null";
+    if (!cJSON_IsString(v) || !v->valuestring || v->valuestring[0] == '\0') {
+        switch (k->type) {
+        case KEY_SITE:
+            return cas_fail(CAS_E_BAD_CONFIG,
+                            "%s: expected a site code (3 characters A-Z or 0-9) or null", k->name);
+        case KEY_URL:
+            return cas_fail(CAS_E_BAD_CONFIG, "%s: expected an http:// or https:// URL or null",
+                            k->name);
+        default:
+            return cas_fail(CAS_E_BAD_CONFIG, "%s: expected a non-empty string%s", k->name,
+                            null_ok);
+        }
+    }
+    const char *s = v->valuestring;
+    if (k->type == KEY_SITE && !cas_id_is_site(s))
+        return cas_fail(CAS_E_BAD_CONFIG,
+                        "%s: expected a site code (3 characters A-Z or 0-9), got '%.16s'", k->name,
+                        s);
+    if (k->type == KEY_URL && !valid_url(s))
+        return cas_fail(CAS_E_BAD_CONFIG,
+                        "%s: expected an http:// or https:// URL with a host, no spaces, control "
+                        "characters, '?' or '#', at most %d bytes",
+                        k->name, CONFIG_MAX_URL);
+    char *copy = dup_str(s);
+    if (!copy)
+        return cas_fail(CAS_E_OUTOFMEMORY, "configuration: out of memory");
+    free(*field);
+    *field = copy;
+    return CAS_OK;
+}
+
+static cas_hr set_value(struct cas_config *cfg, const struct key *k, const cJSON *v)
+{
+    switch (k->type) {
+    case KEY_DIR:
+    case KEY_OPT_STR:
+    case KEY_SITE:
+    case KEY_URL:
+        return set_string(cfg, k, v);
+    case KEY_BOOL:
+        if (!cJSON_IsBool(v))
+            return cas_fail(CAS_E_BAD_CONFIG, "%s: expected true or false", k->name);
+        *(int *)((char *)cfg + k->off) = cJSON_IsTrue(v) ? 1 : 0;
+        return CAS_OK;
+    case KEY_INT:
+    case KEY_LONG:
+        if (!cas_json_is_int(v, k->min, k->max))
+            return cas_fail(CAS_E_BAD_CONFIG, "%s: expected an integer from %ld to %ld", k->name,
+                            k->min, k->max);
+        if (k->type == KEY_INT)
+            *(int *)((char *)cfg + k->off) = (int)v->valuedouble;
+        else
+            *(long *)((char *)cfg + k->off) = (long)v->valuedouble;
+        return CAS_OK;
+    }
+    return cas_fail(CAS_E_FAIL, "%s: unknown key type", k->name);
+}
+
+static cas_hr apply(const char *buf, size_t len, struct cas_config *cfg)
+{
+    cJSON *root = NULL;
+    cas_hr hr;
+
+    if (len > CAS_CONFIG_MAX_BYTES)
+        return cas_fail(CAS_E_TOO_LARGE, "configuration: %zu bytes, more than the limit of %u", len,
+                        CAS_CONFIG_MAX_BYTES);
+    hr = cas_json_parse(buf, len, CONFIG_MAX_DEPTH, "configuration", &root);
+    if (hr == CAS_E_INVALID_DATA) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", cas_err_detail());
+        return cas_fail(CAS_E_BAD_CONFIG, "%s", why);
+    }
+    if (hr != CAS_OK)
+        return hr;
+    if (!cJSON_IsObject(root)) {
+        hr = cas_fail(CAS_E_BAD_CONFIG, "configuration: expected a JSON object");
+        goto cleanup;
+    }
+    for (const cJSON *item = root->child; item; item = item->next) {
+        const struct key *k = NULL;
+        for (size_t i = 0; i < NKEYS; i++) {
+            if (strcmp(keys[i].name, item->string) == 0) {
+                k = &keys[i];
+                break;
+            }
+        }
+        hr = k ? set_value(cfg, k, item) : warn_unknown(cfg, item->string);
+        if (hr != CAS_OK)
+            goto cleanup;
+    }
+
+cleanup:
+    cJSON_Delete(root);
+    return hr;
+}
+
+/* cfg holds the defaults on entry; on failure it is put back to them, nothing half-applied. */
+static cas_hr load_over_defaults(const char *buf, size_t len, struct cas_config *cfg)
+{
+    cas_hr hr = apply(buf, len, cfg);
+    if (hr != CAS_OK) {
+        cas_config_free(cfg);
+        if (cas_config_defaults(cfg) != CAS_OK)
+            return CAS_E_OUTOFMEMORY;
+    }
+    return hr;
+}
+
+cas_hr cas_config_load_buf(const char *buf, size_t len, struct cas_config *cfg)
+{
+    cas_hr hr = cas_config_defaults(cfg);
+    if (hr != CAS_OK)
+        return hr;
+    return load_over_defaults(buf, len, cfg);
+}
+
+cas_hr cas_config_load(const char *path, int explicit_path, struct cas_config *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    cas_hr hr = cas_config_defaults(cfg);
+    if (hr != CAS_OK)
+        return hr;
+    if (!path)
+        path = CAS_CONFIG_DEFAULT_PATH;
+
+    hr = cas_fs_read_file(path, CAS_CONFIG_MAX_BYTES, &buf, &len);
+    if (hr == CAS_E_FILE_MISSING && !explicit_path)
+        return CAS_OK;
+    if (hr == CAS_E_FILE_MISSING)
+        return cas_fail(hr, "configuration file %s does not exist", path);
+    if (hr != CAS_OK)
+        return hr; /* the detail already names the file */
+
+    hr = load_over_defaults(buf, len, cfg);
+    free(buf);
+    if (hr != CAS_OK) {
+        char why[768];
+        snprintf(why, sizeof(why), "%s", cas_err_detail());
+        return cas_fail(hr, "%s: %s", path, why);
+    }
+    return CAS_OK;
+}

@@ -14,7 +14,7 @@ cas_hr cas_agent_init(struct cas_agent *a, const char *config_path, int explicit
     if (hr != CAS_OK)
         return hr;
     if (a->cfg.warnings)
-        fprintf(stderr, "cas-agent: warning: %s: %s", config_path, a->cfg.warnings);
+        fprintf(stderr, "cas-agent: warning: %s: %s\n", config_path, a->cfg.warnings);
     struct cas_log_settings ls = {
         .dir = a->cfg.log_dir,
         .level = a->cfg.log_level,

@@ -16,7 +16,9 @@ cas_hr cas_fs_read_file(const char *path, size_t max, char **buf_out, size_t *le
     cas_hr hr = CAS_OK;
     char *buf = NULL;
     size_t len = 0, cap = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO put where a file is expected must not hang open() before the
+     * regular-file check below refuses it. It changes nothing for regular files. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     struct stat st;
 
     *buf_out = NULL;

@@ -85,19 +85,8 @@ struct dl_filesink {
 static cas_hr dl_file_on_data(void *ud, const void *data, size_t len)
 {
     struct dl_filesink *s = ud;
-    const char *p = data;
     cas_hash_update(s->hash, data, len);
-    while (len > 0) {
-        ssize_t n = write(s->fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return cas_fail(cas_err_from_errno(errno), "writing %s: %s", s->name, strerror(errno));
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return CAS_OK;
+    return cas_fs_write_all(s->fd, data, len, s->name);
 }
 
 cas_hr cas_context_sid(const char *context, char *buf, size_t size)

@@ -12,7 +12,6 @@
 #include "common/path.h"
 
 #define CONFIG_MAX_DEPTH   8
-#define CONFIG_MAX_URL     2048
 #define CONFIG_WARN_KEYLEN 64
 
 enum key_type {
@@ -123,30 +122,6 @@ cas_hr cas_config_defaults(struct cas_config *cfg)
     return CAS_OK;
 }
 
-/* The same rules as a policy location: the agent appends ".sig" to this URL, so a query or a
- * fragment would put it in the wrong place. */
-static int valid_url(const char *s)
-{
-    size_t n = strlen(s);
-    const char *rest;
-    if (n > CONFIG_MAX_URL)
-        return 0;
-    if (strncmp(s, "http://", 7) == 0)
-        rest = s + 7;
-    else if (strncmp(s, "https://", 8) == 0)
-        rest = s + 8;
-    else
-        return 0;
-    if (*rest == '\0' || *rest == '/')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c == 0x7F || c == '?' || c == '#')
-            return 0;
-    }
-    return 1;
-}
-
 /* Append "unknown configuration key 'X' (ignored)". The key is shown printable and short: it
  * comes from the file and ends up in logs and on terminals. */
 static cas_hr warn_unknown(struct cas_config *cfg, const char *key)
@@ -209,11 +184,11 @@ static cas_hr set_string(struct cas_config *cfg, const struct key *k, const cJSO
         return cas_fail(CAS_E_BAD_CONFIG,
                         "%s: expected a site code (3 characters A-Z or 0-9), got '%.16s'", k->name,
                         s);
-    if (k->type == KEY_URL && !valid_url(s))
+    if (k->type == KEY_URL && !cas_url_is_base(s))
         return cas_fail(CAS_E_BAD_CONFIG,
                         "%s: expected an http:// or https:// URL with a host, no spaces, control "
                         "characters, '?' or '#', at most %d bytes",
-                        k->name, CONFIG_MAX_URL);
+                        k->name, CAS_URL_MAX);
     char *copy = dup_str(s);
     if (!copy)
         return cas_fail(CAS_E_OUTOFMEMORY, "configuration: out of memory");

@@ -81,7 +81,7 @@ cleanup:
     return hr;
 }
 
-static cas_hr cas_fs_write_all(int fd, const void *data, size_t len, const char *what)
+cas_hr cas_fs_write_all(int fd, const void *data, size_t len, const char *what)
 {
     const char *p = data;
     while (len > 0) {

@@ -12,6 +12,9 @@
  * CAS_E_FILE_MISSING. */
 cas_hr cas_fs_read_file(const char *path, size_t max, char **buf_out, size_t *len_out);
 
+/* Write all len bytes to fd, retrying short writes and EINTR; `what` names the file in errors. */
+cas_hr cas_fs_write_all(int fd, const void *data, size_t len, const char *what);
+
 /* Replace `path` atomically: write a temporary file in the same folder, fsync it, rename it over
  * path, fsync the folder. A crash leaves either the old or the new content, never a mix. */
 cas_hr cas_fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode);

@@ -135,3 +135,25 @@ int cas_id_is_content(const char *s)
     }
     return 1;
 }
+
+int cas_url_is_base(const char *s)
+{
+    size_t n = strlen(s);
+    const char *rest;
+    if (n > CAS_URL_MAX)
+        return 0;
+    if (strncmp(s, "http://", 7) == 0)
+        rest = s + 7;
+    else if (strncmp(s, "https://", 8) == 0)
+        rest = s + 8;
+    else
+        return 0;
+    if (*rest == '\0' || *rest == '/')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7F || c == '?' || c == '#')
+            return 0;
+    }
+    return 1;
+}

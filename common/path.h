@@ -19,6 +19,14 @@ cas_hr cas_path_check(const char *p, size_t len);
  * Returns a malloc'd string or NULL when out of memory. */
 char *cas_path_url_encode(const char *p);
 
+#define CAS_URL_MAX 2048 /* bytes of a location or management point URL */
+
+/* 1 if s is an http:// or https:// base URL the agent can append paths to: a host, at most
+ * CAS_URL_MAX bytes, no whitespace or control characters, and no '?' or '#' (the agent appends
+ * "/<content>.sums", "/<content>/<path>" or ".sig", which would land inside a query or
+ * fragment). */
+int cas_url_is_base(const char *s);
+
 /* Content and package identifiers. Package: 3 of [A-Z0-9] then 5 of [0-9A-F] ("CEN00002").
  * Content: package '.' positive decimal version without leading zeros ("CEN00002.2"). Site code:
  * 3 of [A-Z0-9]. Each returns 1 if valid. */

@@ -13,7 +13,6 @@
 
 #define POLICY_MAX_ADVERTS   10000
 #define POLICY_MAX_LOCATIONS 64
-#define POLICY_MAX_URL       2048
 #define POLICY_MAX_CODES     64
 #define POLICY_MAX_RUN_MIN   10080 /* one week */
 #define POLICY_DEFAULT_RUN   120
@@ -187,30 +186,6 @@ static int valid_context(const char *s)
     return 1;
 }
 
-/* A distribution point base URL. A query or fragment is refused: the agent appends
- * "/<content>.sums" and "/<content>/<path>" to the base, which would land inside them. */
-static int valid_location(const char *s)
-{
-    size_t n = strlen(s);
-    const char *rest;
-    if (n > POLICY_MAX_URL)
-        return 0;
-    if (strncmp(s, "http://", 7) == 0)
-        rest = s + 7;
-    else if (strncmp(s, "https://", 8) == 0)
-        rest = s + 8;
-    else
-        return 0;
-    if (*rest == '\0' || *rest == '/')
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c == 0x7F || c == '?' || c == '#')
-            return 0;
-    }
-    return 1;
-}
-
 /* An absolute command must say what it means: no "//", "." or ".." segments, no trailing '/',
  * no control characters, so what a reviewer reads is the file that runs. */
 static int valid_absolute_command(const char *s)
@@ -307,11 +282,11 @@ static cas_hr parse_locations(const cJSON *adv, const char *prefix, struct cas_a
     a->n_locations = n;
     size_t i = 0;
     for (const cJSON *c = locs->child; c; c = c->next, i++) {
-        if (!cJSON_IsString(c) || !c->valuestring || !valid_location(c->valuestring))
+        if (!cJSON_IsString(c) || !c->valuestring || !cas_url_is_base(c->valuestring))
             return cas_fail(CAS_E_INVALID_DATA,
                             "%s: expected an http:// or https:// URL with a host, no spaces, "
                             "control characters, '?' or '#', at most %d bytes",
-                            field_index(&g, name, i), POLICY_MAX_URL);
+                            field_index(&g, name, i), CAS_URL_MAX);
         char *url = dup_str(c->valuestring);
         if (!url)
             return oom();

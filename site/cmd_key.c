@@ -79,7 +79,7 @@ static cas_hr cas_site_write_bio(int fd, BIO *bio, const char *path)
     long len = BIO_get_mem_data(bio, &data);
     if (len <= 0 || !data)
         return cas_fail(CAS_E_FAIL, "%s: nothing to write", path);
-    cas_hr hr = cas_site_write_all(fd, data, (size_t)len, path);
+    cas_hr hr = cas_fs_write_all(fd, data, (size_t)len, path);
     if (hr != CAS_OK)
         return hr;
     if (fsync(fd) != 0) {

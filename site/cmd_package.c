@@ -165,7 +165,7 @@ static cas_hr cas_site_copy_entry(struct cas_site_build *b, const struct cas_sum
         }
         if (n == 0)
             break;
-        hr = cas_site_write_all(dfd, b->buf, (size_t)n, e->path);
+        hr = cas_fs_write_all(dfd, b->buf, (size_t)n, e->path);
         if (hr != CAS_OK)
             goto cleanup;
         cas_hash_update(h, b->buf, (size_t)n);
@@ -300,7 +300,7 @@ static cas_hr cas_site_write_sums_tmp(struct cas_site_build *b)
         hr = cas_fail(cas_err_from_errno(err), "chmod %s: %s", path, strerror(err));
         goto cleanup;
     }
-    hr = cas_site_write_all(fd, listing, len, path);
+    hr = cas_fs_write_all(fd, listing, len, path);
     if (hr != CAS_OK)
         goto cleanup;
     if (fsync(fd) != 0) {

@@ -70,23 +70,6 @@ int cas_site_getopt(int argc, char **argv, const struct option *opts, const char
     return c;
 }
 
-cas_hr cas_site_write_all(int fd, const void *data, size_t len, const char *what)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            int err = errno;
-            return cas_fail(cas_err_from_errno(err), "writing %s: %s", what, strerror(err));
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return CAS_OK;
-}
-
 cas_hr cas_site_ssl_fail(cas_hr code, const char *what)
 {
     char reason[256] = "no reason given by OpenSSL";

@@ -32,10 +32,6 @@ int cas_site_usage(const char *usage, const char *fmt, ...) __attribute__((forma
 struct option;
 int cas_site_getopt(int argc, char **argv, const struct option *opts, const char *usage);
 
-/* Write all len bytes to fd (retrying short writes and EINTR); `what` names the file in the
- * failure detail. */
-cas_hr cas_site_write_all(int fd, const void *data, size_t len, const char *what);
-
 /* Fail with `code` and a detail "<what>: <OpenSSL's reason>", emptying OpenSSL's error queue. */
 cas_hr cas_site_ssl_fail(cas_hr code, const char *what);
 

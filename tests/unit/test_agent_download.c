@@ -23,7 +23,7 @@ struct fake_obj {
     const char *path; /* after the location base, e.g. "/CEN00002.2.sums" */
     const char *body;
     size_t len;
-    int endless;      /* send this body forever */
+    int endless; /* send this body forever */
 };
 
 struct fake_loc {
@@ -245,8 +245,8 @@ static void test_endless_file_is_cut_at_size(void **state)
 static void test_missing_everywhere_is_404(void **state)
 {
     struct env *e = *state;
-    e->fake.locs[0].objs[0] = (struct fake_obj){"/CEN00002.2.sums", e->listing,
-                                                strlen(e->listing), 0};
+    e->fake.locs[0].objs[0] =
+        (struct fake_obj){"/CEN00002.2.sums", e->listing, strlen(e->listing), 0};
     e->fake.locs[1].objs[0] = e->fake.locs[0].objs[0];
     assert_int_equal(cas_download_content(&e->agent, &e->ad, "System"), CAS_E_HTTP_404);
     assert_false(cached(e));
@@ -280,8 +280,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_location_fails_over_and_is_dropped, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_file_first_location_good_second, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bad_file_everywhere_is_hash_mismatch, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_bad_file_everywhere_is_hash_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_endless_file_is_cut_at_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_everywhere_is_404, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_dead_is_no_location, setup, teardown),

@@ -4,12 +4,15 @@
 cas_deps_packages=(
   gcc make cmake pkg-config
   libcurl4-openssl-dev libssl-dev libcjson-dev libcmocka-dev
-  nginx-light openssl curl ca-certificates coreutils findutils procps iproute2 jq
+  nginx-light openssl curl ca-certificates coreutils findutils procps iproute2 diffutils
 )
 
 cas_deps_install() {
   local missing=() p
+  command -v dpkg-query >/dev/null || return 0 # not Debian: the build says what is missing
   for p in "${cas_deps_packages[@]}"; do
+    # nginx-light is one of several packages that provide /usr/sbin/nginx; any will do.
+    [ "$p" = nginx-light ] && [ -x /usr/sbin/nginx ] && continue
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0

@@ -584,8 +584,15 @@ cas_hr cas_download_content(struct cas_agent *a, const struct cas_advert *ad, co
                  ad->content_id);
     cas_log_info(CAS_LOG_CTM, "CTM job %s created for content %s with %zu location(s)", job,
                  ad->content_id, ad->n_locations);
-    for (size_t i = 0; i < ad->n_locations; i++)
+    for (size_t i = 0; i < ad->n_locations; i++) {
         cas_log_info(CAS_LOG_CTM, "CTM job %s location %zu: %s", job, i + 1, ad->locations[i]);
+        /* Redirects to http are refused by the transfer itself; this is the direct case. */
+        if (a->cfg.require_https && strncmp(ad->locations[i], "https://", 8) != 0) {
+            j.locs[i].dropped = 1;
+            cas_log_warn(CAS_LOG_CTM, "Location %s is not used: require_https is set",
+                         ad->locations[i]);
+        }
+    }
     cas_log_info(CAS_LOG_CAS, "Location update from CTM for content %s and request %s",
                  ad->content_id, j.request);
     cas_log_info(CAS_LOG_CAS, "Download started for content %s", ad->content_id);

@@ -471,12 +471,20 @@ _lib_nginx_temp_paths()
     done
 }
 
-# dp_start DOCROOT -- serve DOCROOT at http://127.0.0.1:PORT/SMSPKG (a DP base URL) with a
-# private nginx; sets DP_URL and DP_DIR (nginx's folder: access.log, error.log). Call it directly,
-# never inside $( ): the nginx must be a child of the test's shell so that cleanup can wait for it.
+# dp_start [--tls CERT KEY] DOCROOT -- serve DOCROOT at http://127.0.0.1:PORT/SMSPKG (a DP base
+# URL) with a private nginx; with --tls, at https://localhost:PORT/SMSPKG with that certificate.
+# Sets DP_URL and DP_DIR (nginx's folder: access.log, error.log). Call it directly, never inside
+# $( ): the nginx must be a child of the test's shell so that cleanup can wait for it.
 dp_start()
 {
-    local docroot port attempt dir pid token i state
+    local docroot port attempt dir pid token i state cert="" key="" scheme=http host=127.0.0.1
+    if [[ $1 == --tls ]]; then
+        cert=$(realpath "$2")
+        key=$(realpath "$3")
+        scheme=https
+        host=localhost
+        shift 3
+    fi
     docroot=$(realpath "$1")
     local idx=${#_DP_PIDS[@]}
     dir=$T/nginx-$idx
@@ -499,7 +507,13 @@ dp_start()
             _lib_nginx_temp_paths "$dir" | sed 's/^/  /'
             echo "  default_type application/octet-stream;"
             echo "  server {"
-            echo "    listen 127.0.0.1:$port;"
+            if [[ -n $cert ]]; then
+                echo "    listen 127.0.0.1:$port ssl;"
+                echo "    ssl_certificate $cert;"
+                echo "    ssl_certificate_key $key;"
+            else
+                echo "    listen 127.0.0.1:$port;"
+            fi
             echo "    root $dir/empty-root;"
             echo "    location = /cas-itest-ping { access_log off; return 200 \"$token\"; }"
             echo "    location $DP_PREFIX/ { alias $docroot/; }"
@@ -520,7 +534,7 @@ dp_start()
                 state=died
                 break
             fi
-            if [[ $(curl -s --max-time 2 "http://127.0.0.1:$port/cas-itest-ping" 2>/dev/null) == "$token" ]]; then
+            if [[ $(curl -sk --max-time 2 "$scheme://127.0.0.1:$port/cas-itest-ping" 2>/dev/null) == "$token" ]]; then
                 state=up
                 break
             fi
@@ -530,7 +544,7 @@ dp_start()
         up)
             _DP_PIDS+=("$pid")
             _DP_DIRS+=("$dir")
-            DP_URL="http://127.0.0.1:$port$DP_PREFIX"
+            DP_URL="$scheme://$host:$port$DP_PREFIX"
             _DP_URLS+=("$DP_URL")
             DP_DIR=$dir
             [[ -n $LIB_QUIET ]] || echo "# DP $DP_URL serves $(_lib_show "$docroot")"

@@ -434,11 +434,8 @@ static cas_hr dl_run(struct dl_job *j, struct cache *cache)
         free(content);
     }
     if (hr != CAS_OK) {
-        char detail[1024];
-        snprintf(detail, sizeof(detail), "%s", cas_err_detail());
         cas_log_error(CAS_LOG_CAS, "Cannot prepare the cache for content %s: %s", ad->content_id,
-                      detail);
-        cas_fail(hr, "%s", detail);
+                      cas_err_detail());
         goto failed;
     }
 
@@ -455,11 +452,8 @@ static cas_hr dl_run(struct dl_job *j, struct cache *cache)
         goto failed;
     }
     if (hr != CAS_OK) {
-        char detail[1024];
-        snprintf(detail, sizeof(detail), "%s", cas_err_detail());
         cas_log_error(CAS_LOG_CAS, "Cannot get the sums listing of content %s: %s", ad->content_id,
-                      detail);
-        cas_fail(hr, "%s", detail);
+                      cas_err_detail());
         goto failed;
     }
 
@@ -470,11 +464,8 @@ static cas_hr dl_run(struct dl_job *j, struct cache *cache)
         if (hr == CAS_E_HASH_MISMATCH) {
             bad_files++;
         } else if (hr != CAS_OK) {
-            char detail[1024];
-            snprintf(detail, sizeof(detail), "%s", cas_err_detail());
             cas_log_error(CAS_LOG_CAS, "Cannot download file %s of content %s: %s",
-                          sums.entries[i].path, ad->content_id, detail);
-            cas_fail(hr, "%s", detail);
+                          sums.entries[i].path, ad->content_id, cas_err_detail());
             goto failed;
         }
         j->files_done++;
@@ -507,11 +498,8 @@ static cas_hr dl_run(struct dl_job *j, struct cache *cache)
         goto failed;
     }
     if (hr != CAS_OK) {
-        char detail[1024];
-        snprintf(detail, sizeof(detail), "%s", cas_err_detail());
         cas_log_error(CAS_LOG_CAS, "Cannot place content %s in the cache: %s", ad->content_id,
-                      detail);
-        cas_fail(hr, "%s", detail);
+                      cas_err_detail());
         goto failed;
     }
     cas_log_info(CAS_LOG_CAS,
@@ -525,15 +513,11 @@ static cas_hr dl_run(struct dl_job *j, struct cache *cache)
     cas_sums_free(&sums);
     return CAS_OK;
 
-failed : {
-    char detail[1024];
-    snprintf(detail, sizeof(detail), "%s", cas_err_detail());
+failed:
     dl_log_failed(j, hr);
     cas_log_info(CAS_LOG_DTS, "DTS job %s failed, error 0x%08X", j->request, hr);
     cas_sums_free(&sums);
-    cas_fail(hr, "%s", detail);
     return hr;
-}
 }
 
 cas_hr cas_download_content(struct cas_agent *a, const struct cas_advert *ad, const char *context)

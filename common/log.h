@@ -49,7 +49,8 @@ const char *cas_log_file_name(enum cas_log_component comp);
 const char *cas_log_component_name(enum cas_log_component comp);
 
 /* Write one record (use the macros so file:line is filled in). Never fails loudly: a log that
- * cannot be written must not stop a download, so errors are reported once on stderr. */
+ * cannot be written must not stop a download, so errors are reported once on stderr. Never
+ * changes the failure detail (cas_err_detail), so a caller can log it and still return it. */
 void cas_log_write(enum cas_log_component comp, enum cas_log_kind kind, const char *src_file,
                    int src_line, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 

@@ -1,39 +1,112 @@
 /* The download job.
  *
  * 1. The sums listing B/C.sums from the first location whose copy hashes to the signed hash.
- *    None does: the job stops there with 0x80091007 before any file is fetched.
- * 2. Each file of the listing, from the locations in order, hashed as it arrives. A copy that
- *    does not match is kept only if no better one arrives, so that when a file fails at every
- *    location the content as received can still be hashed and its package hash reported as the
- *    "actual" value: what an administrator gets by running the coreutils one-liner on the DP.
- *    Bytes are bounded by the policy's size across the whole content.
- * 3. The package hash recomputed from the files on disk decides (cache_commit). */
+ *    None does: the job stops there with 0x80091007 before any file is fetched. A location whose
+ *    listing differs holds other content and is not used again in the job.
+ * 2. The files of the listing, up to max_parallel_transfers at once, each hashed as it is
+ *    written. Per file, locations are tried in policy order. Transient failures (timeouts,
+ *    resets, 5xx, 408, 429) are retried with capped exponential backoff and jitter, honouring
+ *    Retry-After; each is a soft error of its location, dropped after three. Hard errors (DNS,
+ *    TLS, refused) drop a location at once. 404 at every location or a 403 ends the job. A
+ *    copy that does not match is kept only if no better one arrives, so that when a file fails
+ *    everywhere the package hash of the content as received can still be reported as "actual":
+ *    what an administrator gets by running the coreutils one-liner on the DP.
+ * 3. Bytes of the content (kept, resumed and in flight) never exceed the policy's size.
+ * 4. Partial files live in the staging folder (parts/N.part) with a side record (parts/N.json:
+ *    URL, expected file hash, validator), so an interrupted job is resumed by the next with
+ *    Range and If-Range; whatever the server answers, every file is hashed in full.
+ * 5. The package hash is rebuilt from the per-file digests and the folder checked to hold exactly
+ *    those files before the entry is committed (cache_commit). */
 #include "agent/download.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <openssl/rand.h>
 
 #include "common/fsutil.h"
 #include "common/guid.h"
 #include "common/hash.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/path.h"
 #include "common/sums.h"
 
 /* A listing line is at most 64 hex + 2 + CAS_PATH_MAX + 1 bytes; 64 MiB allows ~16k maximal
  * lines or far more ordinary ones, and bounds what a hostile DP can make us hold in memory. */
-#define DOWNLOAD_SUMS_MAX (64u * 1024u * 1024u)
+#define DL_SUMS_MAX         (64u * 1024u * 1024u)
+#define DL_TRIES_PER_LOC    3 /* transient failures of one file at one location */
+#define DL_SOFT_LIMIT       3 /* soft errors before a location is dropped for the job */
+#define DL_BACKOFF_BASE_MS  500.0
+#define DL_BACKOFF_CAP_MS   30000.0
+#define DL_RETRY_AFTER_MAX  300        /* seconds: a server cannot park us longer than this */
+#define DL_SIDE_RECORD_AT   (1u << 20) /* files this big get a side record for resume */
+#define DL_PROGRESS_EVERY_S 5.0
+
+static volatile sig_atomic_t dl_interrupted;
+
+static void dl_on_signal(int sig)
+{
+    (void)sig;
+    dl_interrupted = 1;
+}
+
+static double dl_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 struct dl_location {
     const char *url;
-    int dropped; /* a hard error: not used again in this job */
+    int dropped;
+    int soft;
+};
+
+enum dl_file_state { F_PENDING, F_ACTIVE, F_DONE, F_BAD };
+
+struct dl_job;
+
+struct dl_xfer {
+    struct dl_job *j;
+    struct dl_file *f;
+    size_t loc;
+    int fd;
+    struct cas_hash *hash;
+    uint64_t resume_from; /* bytes already in the part file when this transfer started */
+    uint64_t got;         /* bytes received by this transfer */
+    int side_written;
+    char *url;
+    char *validator; /* ETag or Last-Modified of the response, for If-Range next time */
+    char *if_range;
+    struct cas_transfer_request req;
+};
+
+struct dl_file {
+    const struct cas_sums_entry *e;
+    size_t index;
+    enum dl_file_state state;
+    size_t loc;        /* the location to try next */
+    int tries;         /* transient failures at that location */
+    double not_before; /* monotonic time before which it is not retried */
+    size_t n404;
+    int have_copy; /* a non-matching copy is in place */
+    uint64_t copy_bytes;
+    cas_hr last;                       /* the last failure, for the job's error */
+    char digest[CAS_HASH_MAX_HEX + 1]; /* of the copy in place */
+    uint64_t size;
+    struct dl_xfer *x;
 };
 
 struct dl_job {
@@ -43,51 +116,19 @@ struct dl_job {
     char request[CAS_GUID_LEN + 1];
     struct dl_location *locs;
     size_t n_locs;
+    struct cas_transfer *t;
     char *staging;
-    int content_fd;      /* staging/C, where files are assembled */
-    uint64_t kept_bytes; /* bytes of the files kept so far */
-    uint64_t fetched_bytes;
-    size_t files_done;
+    int content_fd, parts_fd;
+    uint64_t live;    /* bytes of the content on disk or in flight */
+    uint64_t fetched; /* bytes received in this job */
+    uint64_t resumed; /* bytes reused from an earlier, interrupted job */
+    size_t files_done, active;
+    double t0, deadline, next_progress;
+    cas_hr fatal; /* set when the job must end at once */
+    char fatal_detail[1024];
 };
 
-/* ---- receiving into memory (the listing) and into files ---- */
-
-struct dl_membuf {
-    char *data;
-    size_t len, cap;
-};
-
-static cas_hr dl_mem_on_data(void *ud, const void *data, size_t len)
-{
-    struct dl_membuf *m = ud;
-    if (m->len + len + 1 > m->cap) {
-        size_t ncap = m->cap ? m->cap : 4096;
-        while (ncap < m->len + len + 1)
-            ncap *= 2;
-        char *n = realloc(m->data, ncap);
-        if (!n)
-            return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-        m->data = n;
-        m->cap = ncap;
-    }
-    memcpy(m->data + m->len, data, len);
-    m->len += len;
-    m->data[m->len] = '\0';
-    return CAS_OK;
-}
-
-struct dl_filesink {
-    int fd;
-    struct cas_hash *hash;
-    const char *name;
-};
-
-static cas_hr dl_file_on_data(void *ud, const void *data, size_t len)
-{
-    struct dl_filesink *s = ud;
-    cas_hash_update(s->hash, data, len);
-    return cas_fs_write_all(s->fd, data, len, s->name);
-}
+/* ---- small helpers ---- */
 
 cas_hr cas_context_sid(const char *context, char *buf, size_t size)
 {
@@ -122,15 +163,100 @@ static char *dl_url(const char *base, const char *content_id, const char *rel)
     return url;
 }
 
+static void dl_set_fatal(struct dl_job *j, cas_hr hr, const char *detail)
+{
+    if (j->fatal != CAS_OK)
+        return;
+    j->fatal = hr;
+    snprintf(j->fatal_detail, sizeof(j->fatal_detail), "%s", detail);
+}
+
+/* What to do after a failed attempt. */
+enum dl_verdict {
+    V_RETRY,  /* transient: again at the same location after a backoff */
+    V_NEXT,   /* this location cannot serve this file: the next one */
+    V_HARD,   /* this location is unusable for the job */
+    V_END_JOB /* nothing can succeed: end the job with this error */
+};
+
+static enum dl_verdict dl_classify(cas_hr hr, const struct cas_transfer_result *res)
+{
+    if (hr == CAS_E_DISK_FULL || hr == CAS_E_OUTOFMEMORY || hr == CAS_E_IO ||
+        hr == CAS_E_HTTP_BASE + 403)
+        return V_END_JOB;
+    if (res->hard)
+        return V_HARD;
+    if (hr == CAS_E_TIMEOUT || hr == CAS_E_CONN_RESET || hr == CAS_E_HTTP_BASE + 408 ||
+        hr == CAS_E_HTTP_BASE + 429 || hr == CAS_E_HTTP_BASE + 416 ||
+        (hr >= CAS_E_HTTP_BASE + 500 && hr <= CAS_E_HTTP_BASE + 599))
+        return V_RETRY;
+    return V_NEXT;
+}
+
+static double dl_backoff(int tries, long retry_after)
+{
+    int shift = tries > 1 ? tries - 1 : 0;
+    double ms = DL_BACKOFF_BASE_MS * (double)(1u << (shift > 10 ? 10 : shift));
+    if (ms > DL_BACKOFF_CAP_MS)
+        ms = DL_BACKOFF_CAP_MS;
+    unsigned char r = 0;
+    RAND_bytes(&r, 1);
+    ms = ms / 2 + ms / 2 * (r / 255.0); /* jitter: a fleet must not retry in step */
+    if (retry_after >= 0) {
+        double ra = (double)(retry_after > DL_RETRY_AFTER_MAX ? DL_RETRY_AFTER_MAX : retry_after);
+        if (ra * 1000.0 > ms)
+            ms = ra * 1000.0;
+    }
+    return ms / 1000.0;
+}
+
+static void dl_soft_error(struct dl_job *j, struct dl_location *loc)
+{
+    if (loc->dropped)
+        return;
+    if (++loc->soft >= DL_SOFT_LIMIT) {
+        loc->dropped = 1;
+        cas_log_warn(CAS_LOG_CTM, "Location %s is not used again in this job: %d soft errors",
+                     loc->url, loc->soft);
+    }
+    (void)j;
+}
+
 static void dl_note_failure(struct dl_job *j, struct dl_location *loc, cas_hr hr, int hard,
-                            const char *what)
+                            const char *what, const char *detail)
 {
     cas_log_warn(CAS_LOG_CTM, "Location %s failed for %s of content %s: error 0x%08X (%s)",
-                 loc->url, what, j->ad->content_id, hr, cas_err_detail());
-    if (hard) {
+                 loc->url, what, j->ad->content_id, hr, detail);
+    if (hard && !loc->dropped) {
         loc->dropped = 1;
         cas_log_warn(CAS_LOG_CTM, "Location %s is not used again in this job", loc->url);
     }
+}
+
+/* ---- step 1: the listing ---- */
+
+struct dl_membuf {
+    char *data;
+    size_t len, cap;
+};
+
+static cas_hr dl_mem_on_data(void *ud, const void *data, size_t len)
+{
+    struct dl_membuf *m = ud;
+    if (m->len + len + 1 > m->cap) {
+        size_t ncap = m->cap ? m->cap : 4096;
+        while (ncap < m->len + len + 1)
+            ncap *= 2;
+        char *n = realloc(m->data, ncap);
+        if (!n)
+            return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        m->data = n;
+        m->cap = ncap;
+    }
+    memcpy(m->data + m->len, data, len);
+    m->len += len;
+    m->data[m->len] = '\0';
+    return CAS_OK;
 }
 
 /* Combine what went wrong at every location into the job's error: a 404 everywhere is "not on
@@ -142,7 +268,7 @@ struct dl_outcome {
     char detail[1024];
 };
 
-static void dl_outcome_add(struct dl_outcome *o, cas_hr hr)
+static void dl_outcome_add(struct dl_outcome *o, cas_hr hr, const char *detail)
 {
     if (o->last == CAS_OK)
         o->all_404 = 1;
@@ -151,7 +277,7 @@ static void dl_outcome_add(struct dl_outcome *o, cas_hr hr)
     if ((hr & 0xFFFF0000u) == CAS_E_HTTP_BASE)
         o->any_response = 1;
     o->last = hr;
-    snprintf(o->detail, sizeof(o->detail), "%s", cas_err_detail());
+    snprintf(o->detail, sizeof(o->detail), "%s", detail);
 }
 
 static cas_hr dl_outcome_result(const struct dl_outcome *o, const char *what)
@@ -160,13 +286,13 @@ static cas_hr dl_outcome_result(const struct dl_outcome *o, const char *what)
         return cas_fail(CAS_E_NO_LOCATION, "no usable location for %s", what);
     if (o->all_404)
         return cas_fail(CAS_E_HTTP_404, "%s: not found (HTTP 404) at every location", what);
-    if (o->last == CAS_E_TOO_LARGE || o->last == CAS_E_DISK_FULL || o->any_response)
+    if (o->last == CAS_E_TOO_LARGE || o->last == CAS_E_DISK_FULL || o->any_response ||
+        o->last == CAS_E_CANCELLED || o->last == CAS_E_TIMEOUT)
         return cas_fail(o->last, "%s", o->detail);
     return cas_fail(CAS_E_NO_LOCATION, "%s: no location could be reached (last error 0x%08X: %s)",
                     what, o->last, o->detail);
 }
 
-/* Step 1: the listing. On success *sums holds it. */
 static cas_hr dl_fetch_listing(struct dl_job *j, struct cas_sums *sums, char *actual_hex)
 {
     const struct cas_advert *ad = j->ad;
@@ -179,82 +305,95 @@ static cas_hr dl_fetch_listing(struct dl_job *j, struct cas_sums *sums, char *ac
                  ad->content_id);
     for (size_t i = 0; i < j->n_locs; i++) {
         struct dl_location *loc = &j->locs[i];
-        struct dl_membuf mem = {0};
-        struct cas_transfer_result res = {0};
-        struct cas_transfer *t = NULL;
         char hex[CAS_HASH_MAX_HEX + 1], up[CAS_HASH_MAX_HEX + 1];
-        char *url;
-        cas_hr hr;
-
         if (loc->dropped)
             continue;
-        url = dl_url(loc->url, ad->content_id, NULL);
+        char *url = dl_url(loc->url, ad->content_id, NULL);
         if (!url)
             return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-        hr = cas_agent_transfer(j->a, &t);
-        if (hr == CAS_OK) {
-            struct cas_transfer_request req = {url, DOWNLOAD_SUMS_MAX, dl_mem_on_data, &mem};
-            hr = t->get(t, &req, &res);
-            j->fetched_bytes += res.bytes;
-        }
-        if (hr != CAS_OK) {
-            dl_note_failure(j, loc, hr, res.hard, "the sums listing");
-            dl_outcome_add(&out, hr);
-            free(url);
-            free(mem.data);
-            continue;
-        }
-        cas_hash_buf_hex(ad->alg, mem.data ? mem.data : "", mem.len, hex);
-        cas_hex_upper(hex, up);
-        if (!cas_hex_equal(hex, ad->hash)) {
-            cas_log_warn(CAS_LOG_CAS,
-                         "Hash does not match for the sums listing of content %s served by %s: "
-                         "expected %s, actual %s",
-                         ad->content_id, loc->url, exp_up, up);
-            if (!have_actual) {
-                memcpy(actual_hex, hex, sizeof(hex));
-                have_actual = 1;
+        for (int tries = 1;; tries++) {
+            struct dl_membuf mem = {0};
+            struct cas_transfer_result res = {0};
+            struct cas_transfer_request req = {
+                .url = url, .max_bytes = DL_SUMS_MAX, .on_data = dl_mem_on_data, .ud = &mem};
+            cas_hr hr = cas_transfer_get(j->t, &req, &res);
+            j->fetched += res.bytes;
+            if (dl_interrupted)
+                hr = cas_fail(CAS_E_CANCELLED, "interrupted");
+            if (hr != CAS_OK) {
+                enum dl_verdict v = dl_classify(hr, &res);
+                dl_note_failure(j, loc, hr, v == V_HARD, "the sums listing", res.detail);
+                dl_outcome_add(&out, hr, res.detail);
+                free(mem.data);
+                if (hr == CAS_E_CANCELLED || v == V_END_JOB) {
+                    free(url);
+                    return cas_fail(hr, "%s", res.detail[0] ? res.detail : "interrupted");
+                }
+                if (v == V_RETRY && tries < DL_TRIES_PER_LOC && dl_now() < j->deadline) {
+                    dl_soft_error(j, loc);
+                    if (!loc->dropped) {
+                        double wait = dl_backoff(tries, res.retry_after);
+                        cas_log_info(CAS_LOG_DTS, "Retrying %s in %.1f s (attempt %d)", url, wait,
+                                     tries + 1);
+                        nanosleep(
+                            &(struct timespec){(time_t)wait, (long)((wait - (time_t)wait) * 1e9)},
+                            NULL);
+                        continue;
+                    }
+                }
+                break;
             }
-            /* A DP with a different listing holds other content: its files are not asked for. */
-            loc->dropped = 1;
-            cas_log_warn(CAS_LOG_CTM,
-                         "Location %s is not used again in this job: its sums listing of content "
-                         "%s does not match the signed hash",
+            cas_hash_buf_hex(ad->alg, mem.data ? mem.data : "", mem.len, hex);
+            cas_hex_upper(hex, up);
+            if (!cas_hex_equal(hex, ad->hash)) {
+                cas_log_warn(CAS_LOG_CAS,
+                             "Hash does not match for the sums listing of content %s served by "
+                             "%s: expected %s, actual %s",
+                             ad->content_id, loc->url, exp_up, up);
+                if (!have_actual) {
+                    memcpy(actual_hex, hex, sizeof(hex));
+                    have_actual = 1;
+                }
+                /* A DP with a different listing holds other content: no file is asked of it. */
+                loc->dropped = 1;
+                cas_log_warn(CAS_LOG_CTM,
+                             "Location %s is not used again in this job: its sums listing of "
+                             "content %s does not match the signed hash",
+                             loc->url, ad->content_id);
+                dl_outcome_add(&out, CAS_E_HASH_MISMATCH, "the sums listing does not match");
+                free(mem.data);
+                break;
+            }
+            cas_log_verbose(CAS_LOG_CAS,
+                            "Hash matches for the sums listing of content %s (%zu bytes) served "
+                            "by %s",
+                            ad->content_id, mem.len, loc->url);
+            cas_log_info(CAS_LOG_CTM, "Location %s chosen for the sums listing of content %s",
                          loc->url, ad->content_id);
-            cas_fail(CAS_E_HASH_MISMATCH, "the sums listing served by %s does not match", url);
-            dl_outcome_add(&out, CAS_E_HASH_MISMATCH);
+            hr = cas_sums_parse(mem.data ? mem.data : "", mem.len, ad->alg, sums);
+            if (hr != CAS_OK)
+                hr = cas_fail(hr, "the signed sums listing of content %s is not acceptable: %s",
+                              ad->content_id, cas_err_detail());
             free(url);
             free(mem.data);
-            continue;
+            if (hr == CAS_OK)
+                cas_log_info(CAS_LOG_DTS, "DTS job %s state RetrievedManifest: %zu file(s)",
+                             j->request, sums->count);
+            return hr;
         }
-        cas_log_verbose(CAS_LOG_CAS,
-                        "Hash matches for the sums listing of content %s (%zu bytes) "
-                        "served by %s",
-                        ad->content_id, mem.len, loc->url);
-        cas_log_info(CAS_LOG_CTM, "Location %s chosen for the sums listing of content %s", loc->url,
-                     ad->content_id);
-        hr = cas_sums_parse(mem.data ? mem.data : "", mem.len, ad->alg, sums);
-        if (hr != CAS_OK)
-            hr = cas_fail(hr, "the signed sums listing of content %s is not acceptable: %s",
-                          ad->content_id, cas_err_detail());
         free(url);
-        free(mem.data);
-        if (hr == CAS_OK)
-            cas_log_info(CAS_LOG_DTS, "DTS job %s state RetrievedManifest: %zu file(s)", j->request,
-                         sums->count);
-        return hr;
     }
     if (have_actual)
         return cas_fail(CAS_E_HASH_MISMATCH,
-                        "no location served a sums listing of content %s "
-                        "matching the signed hash",
+                        "no location served a sums listing of content %s matching the signed hash",
                         ad->content_id);
     return dl_outcome_result(&out, "the sums listing");
 }
 
-/* Create the parent folders of rel inside the content folder, one segment at a time with
- * O_NOFOLLOW, so nothing planted in the staging area can redirect a write outside it. Returns
- * an fd of the parent folder and sets *leaf to the last segment. */
+/* ---- files on disk ---- */
+
+/* Open the parent folder of rel inside the content folder, creating it one segment at a time
+ * with O_NOFOLLOW so nothing planted in the staging area redirects a write outside it. */
 static int dl_open_parent(int root, const char *rel, const char **leaf)
 {
     int fd = dup(root);
@@ -282,128 +421,537 @@ static int dl_open_parent(int root, const char *rel, const char **leaf)
     }
 }
 
-/* Step 2 for one file. Returns CAS_OK if a matching copy is in place, CAS_E_HASH_MISMATCH if
- * only non-matching copies arrived (the first one is in place), else the transfer failure. */
-static cas_hr dl_fetch_file(struct dl_job *j, const struct cas_sums_entry *e)
+static void dl_part_names(const struct dl_file *f, char *part, char *side, size_t size)
 {
+    snprintf(part, size, "%06zu.part", f->index);
+    snprintf(side, size, "%06zu.json", f->index);
+}
+
+/* Hash `len` bytes of an open file from its start (to continue a resumed file's digest, or to
+ * check a file an earlier job already placed). */
+static cas_hr dl_hash_prefix(int fd, struct cas_hash *h, uint64_t len)
+{
+    static __thread char buf[1 << 16];
+    uint64_t left = len;
+    off_t off = 0;
+    while (left > 0) {
+        ssize_t n = pread(fd, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf), off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return cas_fail(CAS_E_IO, "reading a partial file: %s",
+                            n < 0 ? strerror(errno) : "shorter than expected");
+        cas_hash_update(h, buf, (size_t)n);
+        off += n;
+        left -= (uint64_t)n;
+    }
+    return CAS_OK;
+}
+
+/* Write the side record that lets the next job resume this part file. Not synced: losing it
+ * only means starting the file again. */
+static void dl_write_side(struct dl_xfer *x)
+{
+    char part[32], side[32];
+    cJSON *o = cJSON_CreateObject();
+    dl_part_names(x->f, part, side, sizeof(part));
+    cJSON_AddStringToObject(o, "url", x->url);
+    cJSON_AddStringToObject(o, "hash", x->f->e->hex);
+    cJSON_AddNumberToObject(o, "bytes", (double)(x->resume_from + x->got));
+    if (x->validator)
+        cJSON_AddStringToObject(o, "validator", x->validator);
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text)
+        return;
+    int fd =
+        openat(x->j->parts_fd, side, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        cas_fs_write_all(fd, text, strlen(text), side);
+        close(fd);
+    }
+    free(text);
+    x->side_written = 1;
+}
+
+/* A part file that an earlier job left for this file at this URL: its size, and the validator
+ * to send with If-Range. 0 if there is nothing usable. */
+static uint64_t dl_resumable(struct dl_job *j, struct dl_file *f, const char *url, char **validator)
+{
+    char part[32], side[32], *buf = NULL;
+    size_t len = 0;
+    uint64_t size = 0;
+    struct stat st;
+    cJSON *o = NULL;
+
+    *validator = NULL;
+    dl_part_names(f, part, side, sizeof(part));
+    int fd = openat(j->parts_fd, side, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    buf = calloc(1, 8193);
+    ssize_t n = buf ? read(fd, buf, 8192) : -1;
+    close(fd);
+    if (n > 0)
+        len = (size_t)n;
+    if (len == 0 || cas_json_parse(buf, len, 4, side, &o) != CAS_OK)
+        goto done;
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "url");
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(o, "hash");
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "validator");
+    if (!cJSON_IsString(u) || strcmp(u->valuestring, url) != 0 || !cJSON_IsString(h) ||
+        strcmp(h->valuestring, f->e->hex) != 0 || !cJSON_IsString(v))
+        goto done;
+    if (fstatat(j->parts_fd, part, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+        goto done;
+    size = (uint64_t)st.st_size;
+    *validator = strdup(v->valuestring);
+    if (!*validator)
+        size = 0;
+done:
+    cJSON_Delete(o);
+    free(buf);
+    return size;
+}
+
+/* ---- step 2: the files ---- */
+
+static cas_hr dl_on_response(void *ud, const struct cas_transfer_response *resp)
+{
+    struct dl_xfer *x = ud;
+    free(x->validator);
+    x->validator = NULL;
+    if (resp->etag)
+        x->validator = strdup(resp->etag);
+    else if (resp->last_modified)
+        x->validator = strdup(resp->last_modified);
+    if (x->resume_from > 0 && !(resp->status == 206 && resp->range_start == x->resume_from)) {
+        /* The server sends the whole file (it ignores Range, or the file changed): start over. */
+        cas_log_info(CAS_LOG_DTS,
+                     "Resuming %s at byte %llu was refused (HTTP %ld); starting it "
+                     "again",
+                     x->url, (unsigned long long)x->resume_from, resp->status);
+        if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0)
+            return cas_fail(cas_err_from_errno(errno), "restarting %s: %s", x->f->e->path,
+                            strerror(errno));
+        cas_hash_free(x->hash);
+        x->hash = cas_hash_new(x->j->ad->alg);
+        if (!x->hash)
+            return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        x->j->live -= x->resume_from;
+        x->j->resumed -= x->resume_from;
+        x->resume_from = 0;
+    } else if (x->resume_from > 0) {
+        cas_log_info(CAS_LOG_DTS, "Resuming %s at byte %llu", x->url,
+                     (unsigned long long)x->resume_from);
+    }
+    return CAS_OK;
+}
+
+static cas_hr dl_on_data(void *ud, const void *data, size_t len)
+{
+    struct dl_xfer *x = ud;
+    struct dl_job *j = x->j;
+    /* This file's own non-matching copy is replaced if this one matches: it does not count. */
+    uint64_t others = j->live - (x->f->have_copy ? x->f->copy_bytes : 0);
+    if (others + len > j->ad->size)
+        return cas_fail(CAS_E_TOO_LARGE,
+                        "%s: the content would exceed the %llu bytes the policy allows", x->url,
+                        (unsigned long long)j->ad->size);
+    cas_hr hr = cas_fs_write_all(x->fd, data, len, x->f->e->path);
+    if (hr != CAS_OK)
+        return hr;
+    cas_hash_update(x->hash, data, len);
+    x->got += len;
+    j->live += len;
+    j->fetched += len;
+    if (!x->side_written && x->resume_from + x->got >= DL_SIDE_RECORD_AT && x->validator)
+        dl_write_side(x);
+    return CAS_OK;
+}
+
+static void dl_xfer_free(struct dl_xfer *x)
+{
+    if (!x)
+        return;
+    if (x->fd >= 0)
+        close(x->fd);
+    cas_hash_free(x->hash);
+    free(x->url);
+    free(x->validator);
+    free(x->if_range);
+    free(x);
+}
+
+/* The file has no location left: decide what it means for the job. */
+static void dl_file_exhausted(struct dl_job *j, struct dl_file *f)
+{
+    if (f->have_copy) {
+        f->state = F_BAD;
+        cas_log_warn(CAS_LOG_CAS, "File %s of content %s did not match at any location", f->e->path,
+                     j->ad->content_id);
+        return;
+    }
+    f->state = F_BAD;
+    if (f->n404 > 0 && f->n404 >= j->n_locs)
+        dl_set_fatal(j, CAS_E_HTTP_404, "file not found (HTTP 404) at every location");
+    else if (f->last == CAS_E_TOO_LARGE)
+        dl_set_fatal(j, CAS_E_TOO_LARGE, cas_err_detail());
+    else if ((f->last & 0xFFFF0000u) == CAS_E_HTTP_BASE || f->last == CAS_E_TIMEOUT)
+        dl_set_fatal(j, f->last, cas_err_detail());
+    else
+        dl_set_fatal(j, CAS_E_NO_LOCATION, "no location could serve the file");
+    char detail[sizeof(j->fatal_detail) + CAS_PATH_MAX + 4];
+    snprintf(detail, sizeof(detail), "%s: %s", f->e->path, j->fatal_detail);
+    snprintf(j->fatal_detail, sizeof(j->fatal_detail), "%.1000s", detail);
+}
+
+/* The next usable location for f at or after f->loc; n_locs if none. */
+static size_t dl_next_location(struct dl_job *j, struct dl_file *f)
+{
+    while (f->loc < j->n_locs && j->locs[f->loc].dropped)
+        f->loc++;
+    return f->loc;
+}
+
+static void dl_move_on(struct dl_job *j, struct dl_file *f)
+{
+    f->loc++;
+    f->tries = 0;
+    f->not_before = 0;
+    if (dl_next_location(j, f) >= j->n_locs)
+        dl_file_exhausted(j, f);
+    else
+        f->state = F_PENDING;
+}
+
+static cas_hr dl_start(struct dl_job *j, struct dl_file *f, uint64_t rate)
+{
+    size_t li = dl_next_location(j, f);
+    if (li >= j->n_locs) {
+        dl_file_exhausted(j, f);
+        return CAS_OK;
+    }
+    char part[32], side[32];
+    dl_part_names(f, part, side, sizeof(part));
+    struct dl_xfer *x = calloc(1, sizeof(*x));
+    if (!x)
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    x->j = j;
+    x->f = f;
+    x->loc = li;
+    x->fd = -1;
+    x->url = dl_url(j->locs[li].url, j->ad->content_id, f->e->path);
+    x->hash = cas_hash_new(j->ad->alg);
+    if (!x->url || !x->hash) {
+        dl_xfer_free(x);
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    }
+    uint64_t have = dl_resumable(j, f, x->url, &x->if_range);
+    x->fd = openat(j->parts_fd, part,
+                   O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (have ? O_APPEND : O_TRUNC), 0600);
+    if (x->fd < 0) {
+        cas_hr hr = cas_fail(cas_err_from_errno(errno), "creating a partial file for %s: %s",
+                             f->e->path, strerror(errno));
+        dl_xfer_free(x);
+        return hr;
+    }
+    if (have && (have > j->ad->size - (j->live < j->ad->size ? j->live : j->ad->size) ||
+                 dl_hash_prefix(x->fd, x->hash, have) != CAS_OK)) {
+        have = 0; /* unusable: start the file again */
+        if (ftruncate(x->fd, 0) != 0) {
+            dl_xfer_free(x);
+            return cas_fail(CAS_E_IO, "truncating a partial file: %s", strerror(errno));
+        }
+        cas_hash_free(x->hash);
+        x->hash = cas_hash_new(j->ad->alg);
+    }
+    x->resume_from = have;
+    j->live += have;
+    j->resumed += have;
+    x->req = (struct cas_transfer_request){
+        .url = x->url,
+        .max_bytes = j->ad->size,
+        .resume_from = have,
+        .if_range = have ? x->if_range : NULL,
+        .max_bytes_per_second = rate,
+        .on_response = dl_on_response,
+        .on_data = dl_on_data,
+        .ud = x,
+    };
+    cas_hr hr = j->t->submit(j->t, &x->req, x);
+    if (hr != CAS_OK) {
+        j->live -= have;
+        dl_xfer_free(x);
+        return hr;
+    }
+    f->x = x;
+    f->state = F_ACTIVE;
+    j->active++;
+    return CAS_OK;
+}
+
+/* Drop what a failed or refused attempt left, unless it is worth resuming. */
+static void dl_discard_part(struct dl_job *j, struct dl_xfer *x)
+{
+    char part[32], side[32];
+    dl_part_names(x->f, part, side, sizeof(part));
+    unlinkat(j->parts_fd, part, 0);
+    unlinkat(j->parts_fd, side, 0);
+    j->live -= x->resume_from + x->got;
+    j->resumed -= x->resume_from;
+}
+
+static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
+                        const struct cas_transfer_result *res)
+{
+    struct dl_file *f = x->f;
+    struct dl_location *loc = &j->locs[x->loc];
     const struct cas_advert *ad = j->ad;
-    struct dl_outcome out = {0};
+    char part[32], side[32], hex[CAS_HASH_MAX_HEX + 1];
+
+    j->active--;
+    f->x = NULL;
+    dl_part_names(f, part, side, sizeof(part));
+    /* No fsync per file: the commit syncs the filesystem once before anything is renamed. */
+    if (close(x->fd) != 0 && hr == CAS_OK)
+        hr = cas_fail(cas_err_from_errno(errno), "writing %s: %s", f->e->path, strerror(errno));
+    x->fd = -1;
+
+    if (hr != CAS_OK) {
+        enum dl_verdict v = dl_classify(hr, res);
+        f->last = hr;
+        dl_note_failure(j, loc, hr, v == V_HARD, f->e->path, res->detail);
+        if (v == V_END_JOB) {
+            dl_set_fatal(j, hr, res->detail);
+            f->state = F_PENDING;
+        } else if (v == V_RETRY) {
+            if (hr == CAS_E_HTTP_BASE + 416 || !x->validator) {
+                dl_discard_part(j, x); /* our range is wrong, or nothing to guard a resume */
+            } else {
+                dl_write_side(x); /* keep what arrived: the retry resumes it and counts it */
+                j->live -= x->resume_from + x->got;
+                j->resumed -= x->resume_from;
+            }
+            dl_soft_error(j, loc);
+            if (++f->tries >= DL_TRIES_PER_LOC || loc->dropped) {
+                dl_move_on(j, f); /* the part stays: another location may resume it */
+            } else {
+                f->not_before = dl_now() + dl_backoff(f->tries, res->retry_after);
+                f->state = F_PENDING;
+                cas_log_info(CAS_LOG_DTS, "Retrying %s in %.1f s (attempt %d)", x->url,
+                             f->not_before - dl_now(), f->tries + 1);
+            }
+        } else {
+            dl_discard_part(j, x);
+            if (hr == CAS_E_HTTP_404)
+                f->n404++;
+            else if (v == V_NEXT)
+                dl_soft_error(j, loc);
+            cas_fail(hr, "%s", res->detail);
+            dl_move_on(j, f);
+        }
+        dl_xfer_free(x);
+        return;
+    }
+
+    cas_hash_final_hex(x->hash, hex);
+    uint64_t size = x->resume_from + x->got;
+    unlinkat(j->parts_fd, side, 0);
     const char *leaf = NULL;
-    int have_copy = 0;
-    uint64_t copy_bytes = 0; /* size of the non-matching copy in place, counted in kept_bytes */
-    cas_hr result = CAS_OK;
-    int parent = dl_open_parent(j->content_fd, e->path, &leaf);
-    if (parent < 0)
-        return cas_fail(cas_err_from_errno(errno), "creating the folder of %s: %s", e->path,
-                        strerror(errno));
-
-    for (size_t i = 0; i < j->n_locs; i++) {
-        struct dl_location *loc = &j->locs[i];
-        struct cas_transfer *t = NULL;
-        struct cas_transfer_result res = {0};
-        char tmpname[64], hex[CAS_HASH_MAX_HEX + 1];
-        cas_hr hr;
-
-        if (loc->dropped)
-            continue;
-        char *url = dl_url(loc->url, ad->content_id, e->path);
-        if (!url) {
-            result = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-            goto done;
+    int parent = dl_open_parent(j->content_fd, f->e->path, &leaf);
+    if (parent < 0) {
+        dl_set_fatal(j, cas_err_from_errno(errno), "creating the folder of a file");
+        dl_xfer_free(x);
+        return;
+    }
+    int matches = !strcmp(hex, f->e->hex);
+    if (matches || !f->have_copy) {
+        /* A matching copy replaces whatever is in place; the first non-matching one is kept so
+         * the package hash of the content as received can be reported. */
+        if (renameat(j->parts_fd, part, parent, leaf) != 0) {
+            dl_set_fatal(j, cas_err_from_errno(errno), "placing a file in the staging folder");
+            close(parent);
+            dl_xfer_free(x);
+            return;
         }
-        snprintf(tmpname, sizeof(tmpname), ".cas-part-%zu", i);
-        int fd =
-            openat(parent, tmpname, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-        if (fd < 0) {
-            result =
-                cas_fail(cas_err_from_errno(errno), "creating %s: %s", e->path, strerror(errno));
-            free(url);
-            goto done;
-        }
-        struct dl_filesink sink = {fd, cas_hash_new(ad->alg), e->path};
-        /* This file's own earlier copy is replaced, so it does not count against the budget. */
-        uint64_t others = j->kept_bytes - copy_bytes;
-        uint64_t budget = ad->size > others ? ad->size - others : 0;
-        hr = sink.hash ? cas_agent_transfer(j->a, &t) : CAS_E_OUTOFMEMORY;
-        if (hr == CAS_OK) {
-            struct cas_transfer_request req = {url, budget, dl_file_on_data, &sink};
-            hr = t->get(t, &req, &res);
-            j->fetched_bytes += res.bytes;
-        }
-        if (sink.hash)
-            cas_hash_final_hex(sink.hash, hex);
-        cas_hash_free(sink.hash);
-        if (hr == CAS_OK && close(fd) != 0)
-            hr = cas_fail(cas_err_from_errno(errno), "writing %s: %s", e->path, strerror(errno));
-        else if (hr != CAS_OK)
-            close(fd);
-
-        if (hr != CAS_OK) {
-            unlinkat(parent, tmpname, 0);
-            if (hr == CAS_E_DISK_FULL || hr == CAS_E_OUTOFMEMORY) {
-                result = hr;
-                free(url);
-                goto done;
-            }
-            dl_note_failure(j, loc, hr, res.hard, e->path);
-            dl_outcome_add(&out, hr);
-            free(url);
-            continue;
-        }
-        if (!strcmp(hex, e->hex)) {
-            if (renameat(parent, tmpname, parent, leaf) != 0) {
-                result =
-                    cas_fail(cas_err_from_errno(errno), "placing %s: %s", e->path, strerror(errno));
-                free(url);
-                goto done;
-            }
-            j->kept_bytes += res.bytes - copy_bytes;
-            cas_log_verbose(CAS_LOG_CAS,
-                            "Hash matches for file %s of content %s (%llu bytes) "
-                            "served by %s",
-                            e->path, ad->content_id, (unsigned long long)res.bytes, loc->url);
-            cas_log_info(CAS_LOG_CTM, "Location %s chosen for file %s of content %s", loc->url,
-                         e->path, ad->content_id);
-            free(url);
-            result = CAS_OK;
-            goto done;
-        }
+        if (f->have_copy)
+            j->live -= f->copy_bytes;
+        memcpy(f->digest, hex, sizeof(hex));
+        f->size = size;
+    } else {
+        unlinkat(j->parts_fd, part, 0);
+        j->live -= size;
+    }
+    close(parent);
+    if (matches) {
+        cas_log_verbose(CAS_LOG_CAS,
+                        "Hash matches for file %s of content %s (%llu bytes) served "
+                        "by %s",
+                        f->e->path, ad->content_id, (unsigned long long)size, loc->url);
+        cas_log_info(CAS_LOG_CTM, "Location %s chosen for file %s of content %s", loc->url,
+                     f->e->path, ad->content_id);
+        f->state = F_DONE;
+        j->files_done++;
+    } else {
         char exp_up[CAS_HASH_MAX_HEX + 1], act_up[CAS_HASH_MAX_HEX + 1];
-        cas_hex_upper(e->hex, exp_up);
+        cas_hex_upper(f->e->hex, exp_up);
         cas_hex_upper(hex, act_up);
         cas_log_warn(CAS_LOG_CAS,
                      "Hash does not match for file %s of content %s served by %s: expected %s, "
                      "actual %s",
-                     e->path, ad->content_id, loc->url, exp_up, act_up);
-        free(url);
-        if (!have_copy) {
-            /* Keep the first copy received: it is what the DP holds, and the package hash
-             * reported as "actual" must be computed over it. */
-            if (renameat(parent, tmpname, parent, leaf) != 0) {
-                result =
-                    cas_fail(cas_err_from_errno(errno), "placing %s: %s", e->path, strerror(errno));
-                goto done;
-            }
-            have_copy = 1;
-            copy_bytes = res.bytes;
-            j->kept_bytes += res.bytes;
-        } else {
-            unlinkat(parent, tmpname, 0);
+                     f->e->path, ad->content_id, loc->url, exp_up, act_up);
+        if (!f->have_copy) {
+            f->have_copy = 1;
+            f->copy_bytes = size;
         }
-        cas_fail(CAS_E_HASH_MISMATCH, "file %s does not match", e->path);
-        dl_outcome_add(&out, CAS_E_HASH_MISMATCH);
+        f->last = CAS_E_HASH_MISMATCH;
+        dl_soft_error(j, loc);
+        dl_move_on(j, f);
+        if (f->state == F_BAD)
+            j->files_done++;
     }
-    if (have_copy) {
-        result = CAS_E_HASH_MISMATCH;
-        cas_log_warn(CAS_LOG_CAS, "File %s of content %s did not match at any location", e->path,
-                     ad->content_id);
-    } else {
-        result = dl_outcome_result(&out, e->path);
-    }
-done:
-    close(parent);
-    return result;
+    dl_xfer_free(x);
 }
+
+/* A file an earlier, interrupted job already placed: reuse it if it still hashes right. */
+static int dl_already_placed(struct dl_job *j, struct dl_file *f)
+{
+    const char *leaf = NULL;
+    char hex[CAS_HASH_MAX_HEX + 1];
+    int parent = dl_open_parent(j->content_fd, f->e->path, &leaf);
+    int ok = 0;
+    if (parent < 0)
+        return 0;
+    uint64_t size = 0;
+    if (cas_hash_file_at(parent, leaf, j->ad->alg, hex, &size) == CAS_OK) {
+        if (!strcmp(hex, f->e->hex) && j->live + size <= j->ad->size) {
+            ok = 1;
+            memcpy(f->digest, hex, sizeof(hex));
+            f->size = size;
+            j->live += size;
+            j->resumed += size;
+        } else {
+            unlinkat(parent, leaf, 0);
+        }
+    }
+    close(parent);
+    return ok;
+}
+
+static void dl_progress(struct dl_job *j, size_t total, int final)
+{
+    double el = dl_now() - j->t0;
+    double rate = el > 0 ? (double)j->fetched / el : 0;
+    cas_log_info(CAS_LOG_DTS,
+                 "DTS job %s %s. Total Files: %zu, Transferred Files: %zu, Total Bytes: %llu, "
+                 "Transferred Bytes: %llu, elapsed %.3f s, %.1f KiB/s%s",
+                 j->request, final ? "state RetrievedData" : "progress", total, j->files_done,
+                 (unsigned long long)j->ad->size, (unsigned long long)j->live, el, rate / 1024,
+                 j->resumed ? ", resumed from an earlier job" : "");
+    if (isatty(STDERR_FILENO)) {
+        double pct = j->ad->size ? 100.0 * (double)j->live / (double)j->ad->size : 100.0;
+        double eta = rate > 0 ? (double)(j->ad->size - j->live) / rate : 0;
+        fprintf(stderr, "\r%s %5.1f%%  %llu/%llu bytes  %.1f MiB/s  ETA %.0f s  files %zu/%zu%s",
+                j->ad->content_id, pct, (unsigned long long)j->live,
+                (unsigned long long)j->ad->size, rate / 1048576.0, eta, j->files_done, total,
+                final ? "\n" : "  ");
+        fflush(stderr);
+    }
+}
+
+static cas_hr dl_fetch_files(struct dl_job *j, const struct cas_sums *sums, struct dl_file *files)
+{
+    size_t n = sums->count, done = 0;
+    long maxp = j->a->cfg.max_parallel_transfers > 0 ? j->a->cfg.max_parallel_transfers : 1;
+    uint64_t cap = (uint64_t)j->a->cfg.max_download_kbps * 125; /* kilobits -> bytes per second */
+
+    cas_log_info(CAS_LOG_DTS, "DTS job %s state DownloadingData: %zu file(s), at most %llu bytes",
+                 j->request, n, (unsigned long long)j->ad->size);
+    for (size_t i = 0; i < n; i++) {
+        files[i].e = &sums->entries[i];
+        files[i].index = i;
+        if (dl_already_placed(j, &files[i])) {
+            files[i].state = F_DONE;
+            j->files_done++;
+        }
+    }
+    j->next_progress = dl_now() + DL_PROGRESS_EVERY_S;
+    for (;;) {
+        done = 0;
+        for (size_t i = 0; i < n; i++)
+            done += files[i].state == F_DONE || files[i].state == F_BAD;
+        if (dl_interrupted && j->fatal == CAS_OK)
+            dl_set_fatal(j, CAS_E_CANCELLED,
+                         "interrupted by a signal; partial files are kept "
+                         "for the next download to resume");
+        if (dl_now() > j->deadline && j->fatal == CAS_OK)
+            dl_set_fatal(j, CAS_E_TIMEOUT, "the job took longer than transfer_deadline_minutes");
+        if (j->fatal != CAS_OK || done == n)
+            break;
+        /* Start what may start: largest budget use first is unknowable (the listing has no
+         * sizes), so files go in listing order. */
+        double now = dl_now(), next_wake = now + 1.0;
+        size_t runnable = 0;
+        for (size_t i = 0; i < n; i++)
+            runnable += files[i].state == F_PENDING || files[i].state == F_ACTIVE;
+        uint64_t per =
+            cap ? cap / (uint64_t)(runnable < (size_t)maxp ? runnable : (size_t)maxp) : 0;
+        if (cap && per == 0)
+            per = 1;
+        for (size_t i = 0; i < n && j->active < (size_t)maxp && j->fatal == CAS_OK; i++) {
+            struct dl_file *f = &files[i];
+            if (f->state != F_PENDING)
+                continue;
+            if (f->not_before > now) {
+                if (f->not_before < next_wake)
+                    next_wake = f->not_before;
+                continue;
+            }
+            cas_hr hr = dl_start(j, f, per);
+            if (hr != CAS_OK)
+                dl_set_fatal(j, hr, cas_err_detail());
+        }
+        if (j->fatal != CAS_OK)
+            break;
+        if (j->active == 0) {
+            double sleep_s = next_wake - dl_now();
+            if (sleep_s > 0.2)
+                sleep_s = 0.2;
+            if (sleep_s > 0)
+                nanosleep(&(struct timespec){0, (long)(sleep_s * 1e9)}, NULL);
+            continue;
+        }
+        void *tag = NULL;
+        cas_hr hr = CAS_OK;
+        struct cas_transfer_result res;
+        if (j->t->wait(j->t, 200, &tag, &hr, &res))
+            dl_finished(j, (struct dl_xfer *)tag, hr, &res);
+        if (dl_now() >= j->next_progress) {
+            dl_progress(j, n, 0);
+            j->next_progress = dl_now() + DL_PROGRESS_EVERY_S;
+        }
+    }
+    if (j->fatal != CAS_OK) {
+        /* Stop what is running; keep partial files (with side records) for resume. */
+        j->t->cancel_all(j->t);
+        for (size_t i = 0; i < n; i++) {
+            struct dl_xfer *x = files[i].x;
+            if (!x)
+                continue;
+            if (x->validator)
+                dl_write_side(x);
+            files[i].x = NULL;
+            dl_xfer_free(x);
+        }
+        j->active = 0;
+        return cas_fail(j->fatal, "%s", j->fatal_detail);
+    }
+    dl_progress(j, n, 1);
+    return CAS_OK;
+}
+
+/* ---- the job ---- */
 
 static void dl_log_failed(struct dl_job *j, cas_hr hr)
 {
@@ -412,32 +960,71 @@ static void dl_log_failed(struct dl_job *j, cas_hr hr)
     cas_log_error(CAS_LOG_CAS, "Download failed for download request %s", j->request);
 }
 
-static cas_hr dl_run(struct dl_job *j, struct cache *cache)
+static cas_hr dl_check_space(struct dl_job *j)
+{
+    struct statvfs vfs;
+    if (statvfs(j->staging, &vfs) != 0)
+        return CAS_OK; /* cannot tell: the writes will say */
+    uint64_t free_bytes = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+    if (free_bytes < j->ad->size)
+        return cas_fail(
+            CAS_E_DISK_FULL, "content %s needs %llu bytes, the cache's filesystem has %llu free",
+            j->ad->content_id, (unsigned long long)j->ad->size, (unsigned long long)free_bytes);
+    return CAS_OK;
+}
+
+static cas_hr dl_run(struct dl_job *j, struct cache *cache, int *keep_staging)
 {
     const struct cas_advert *ad = j->ad;
-    struct cas_sums sums = {0};
+    struct cas_sums sums = {0}, digests = {0};
+    struct dl_file *files = NULL;
     char actual[CAS_HASH_MAX_HEX + 1] = "";
     char exp_up[CAS_HASH_MAX_HEX + 1], act_up[CAS_HASH_MAX_HEX + 1];
     size_t bad_files = 0;
     cas_hr hr;
-    struct timespec t0, t1;
 
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    *keep_staging = 0;
     cas_hex_upper(ad->hash, exp_up);
     hr = cache_stage_begin(cache, ad->content_id, &j->staging);
+    if (hr == CAS_OK && cache_has(cache, ad->content_id)) {
+        /* Another process downloaded it while we waited for the staging lock. */
+        char *changed = NULL;
+        hr = cache_verify(cache, ad->content_id, ad->alg, ad->hash, actual, &changed);
+        free(changed);
+        if (hr == CAS_OK) {
+            cas_log_info(CAS_LOG_CAS, "Content %s was downloaded by another request meanwhile",
+                         ad->content_id);
+            cache_stage_keep(cache, j->staging);
+            free(j->staging);
+            j->staging = NULL;
+            return CAS_OK;
+        }
+        hr = CAS_OK;
+    }
     if (hr == CAS_OK) {
         char *content = cas_path_join(j->staging, ad->content_id);
+        char *parts = cas_path_join(j->staging, "parts");
+        if (parts && mkdir(parts, 0700) != 0 && errno != EEXIST)
+            hr = cas_fail(cas_err_from_errno(errno), "creating %s: %s", parts, strerror(errno));
         j->content_fd =
             content ? open(content, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
-        if (j->content_fd < 0)
+        j->parts_fd = parts ? open(parts, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : -1;
+        if (hr == CAS_OK && (j->content_fd < 0 || j->parts_fd < 0))
             hr = cas_fail(CAS_E_IO, "opening staging folder: %s", strerror(errno));
         free(content);
+        free(parts);
     }
+    if (hr == CAS_OK)
+        hr = dl_check_space(j);
     if (hr != CAS_OK) {
         cas_log_error(CAS_LOG_CAS, "Cannot prepare the cache for content %s: %s", ad->content_id,
                       cas_err_detail());
+        *keep_staging = 1;
         goto failed;
     }
+    hr = cas_agent_transfer(j->a, &j->t);
+    if (hr != CAS_OK)
+        goto failed;
 
     hr = dl_fetch_listing(j, &sums, actual);
     if (hr == CAS_E_HASH_MISMATCH) {
@@ -454,41 +1041,51 @@ static cas_hr dl_run(struct dl_job *j, struct cache *cache)
     if (hr != CAS_OK) {
         cas_log_error(CAS_LOG_CAS, "Cannot get the sums listing of content %s: %s", ad->content_id,
                       cas_err_detail());
+        *keep_staging = hr == CAS_E_CANCELLED;
         goto failed;
     }
 
-    cas_log_info(CAS_LOG_DTS, "DTS job %s state DownloadingData: %zu file(s), at most %llu bytes",
-                 j->request, sums.count, (unsigned long long)ad->size);
-    for (size_t i = 0; i < sums.count; i++) {
-        hr = dl_fetch_file(j, &sums.entries[i]);
-        if (hr == CAS_E_HASH_MISMATCH) {
-            bad_files++;
-        } else if (hr != CAS_OK) {
-            cas_log_error(CAS_LOG_CAS, "Cannot download file %s of content %s: %s",
-                          sums.entries[i].path, ad->content_id, cas_err_detail());
-            goto failed;
-        }
-        j->files_done++;
+    files = calloc(sums.count ? sums.count : 1, sizeof(*files));
+    digests.alg = ad->alg;
+    digests.count = sums.count;
+    digests.entries = calloc(sums.count ? sums.count : 1, sizeof(*digests.entries));
+    if (!files || !digests.entries) {
+        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        goto failed;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-    cas_log_info(CAS_LOG_DTS,
-                 "DTS job %s state RetrievedData. Total Files: %zu, Transferred Files: %zu, Total "
-                 "Bytes: %llu, Transferred Bytes: %llu, elapsed %.3f s",
-                 j->request, sums.count, j->files_done, (unsigned long long)ad->size,
-                 (unsigned long long)j->fetched_bytes, secs);
+    hr = dl_fetch_files(j, &sums, files);
+    if (hr != CAS_OK) {
+        cas_log_error(CAS_LOG_CAS, "Cannot download content %s: %s", ad->content_id,
+                      cas_err_detail());
+        /* What arrived stays for the next job unless the content itself was refused. */
+        *keep_staging = hr != CAS_E_TOO_LARGE;
+        goto failed;
+    }
+    for (size_t i = 0; i < sums.count; i++) {
+        bad_files += files[i].state == F_BAD;
+        digests.entries[i].path = sums.entries[i].path; /* borrowed; see cleanup */
+        memcpy(digests.entries[i].hex, files[i].digest, sizeof(files[i].digest));
+        digests.entries[i].size = files[i].size;
+    }
     /* Before "Download completed", so the seed's completion and verdict lines stay consecutive. */
     if (bad_files)
         cas_log_warn(CAS_LOG_CAS,
-                     "%zu of %zu file(s) of content %s did not match the sums "
-                     "listing at any location",
+                     "%zu of %zu file(s) of content %s did not match the sums listing at any "
+                     "location",
                      bad_files, sums.count, ad->content_id);
     cas_log_info(CAS_LOG_CAS, "Download completed for content %s under context %s", ad->content_id,
                  j->context);
 
+    close(j->parts_fd);
+    j->parts_fd = -1;
+    char *parts = cas_path_join(j->staging, "parts");
+    if (parts)
+        cas_fs_remove_tree(parts);
+    free(parts);
     const char *exec_path = ad->program.command[0] != '/' ? ad->program.command : NULL;
-    hr = cache_commit(cache, j->staging, ad->content_id, ad->alg, ad->hash, exec_path, actual);
-    free(j->staging); /* cache_commit removed it */
+    hr = cache_commit(cache, j->staging, ad->content_id, ad->alg, ad->hash, exec_path, &digests,
+                      actual);
+    free(j->staging); /* cache_commit removed and released it */
     j->staging = NULL;
     if (hr == CAS_E_HASH_MISMATCH) {
         cas_hex_upper(actual, act_up);
@@ -503,29 +1100,32 @@ static cas_hr dl_run(struct dl_job *j, struct cache *cache)
         goto failed;
     }
     cas_log_info(CAS_LOG_CAS,
-                 "Hash verification succeeded for content %s downloaded under "
-                 "context %s",
+                 "Hash verification succeeded for content %s downloaded under context %s",
                  ad->content_id, j->context);
     cas_log_info(CAS_LOG_CAS, "Download succeeded for download request %s", j->request);
     cas_log_verbose(CAS_LOG_CAS, "Content %s is in the cache at %s/%s (%zu files)", ad->content_id,
                     cache_dir(cache), ad->content_id, sums.count);
     cas_log_info(CAS_LOG_DTS, "DTS job %s state NotifiedComplete", j->request);
-    cas_sums_free(&sums);
-    return CAS_OK;
+    goto cleanup;
 
 failed:
     dl_log_failed(j, hr);
     cas_log_info(CAS_LOG_DTS, "DTS job %s failed, error 0x%08X", j->request, hr);
+cleanup:
+    free(digests.entries); /* the paths belong to sums */
     cas_sums_free(&sums);
+    free(files);
     return hr;
 }
 
 cas_hr cas_download_content(struct cas_agent *a, const struct cas_advert *ad, const char *context)
 {
     struct cache *cache = NULL;
-    struct dl_job j = {.a = a, .ad = ad, .context = context, .content_fd = -1};
+    struct dl_job j = {.a = a, .ad = ad, .context = context, .content_fd = -1, .parts_fd = -1};
     char job[CAS_GUID_LEN + 1], actual[CAS_HASH_MAX_HEX + 1];
     char *changed = NULL;
+    int keep = 0;
+    struct sigaction sa = {0}, old_int, old_term;
     cas_hr hr = cas_agent_cache(a, &cache);
     if (hr != CAS_OK)
         return hr;
@@ -557,6 +1157,8 @@ cas_hr cas_download_content(struct cas_agent *a, const struct cas_advert *ad, co
     j.n_locs = ad->n_locations;
     for (size_t i = 0; i < ad->n_locations; i++)
         j.locs[i].url = ad->locations[i];
+    j.t0 = dl_now();
+    j.deadline = j.t0 + (double)a->cfg.transfer_deadline_minutes * 60.0;
 
     cas_guid_new(job);
     cas_guid_new(j.request);
@@ -583,13 +1185,32 @@ cas_hr cas_download_content(struct cas_agent *a, const struct cas_advert *ad, co
     cas_log_info(CAS_LOG_DTS, "DTS job %s created for content %s (CTM job %s)", j.request,
                  ad->content_id, job);
 
-    hr = dl_run(&j, cache);
+    /* SIGINT/SIGTERM end the job cleanly, keeping what resume needs. */
+    dl_interrupted = 0;
+    sa.sa_handler = dl_on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    hr = dl_run(&j, cache, &keep);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+
     if (j.content_fd >= 0)
         close(j.content_fd);
+    if (j.parts_fd >= 0)
+        close(j.parts_fd);
     if (j.staging) {
         char detail[1024];
         snprintf(detail, sizeof(detail), "%s", cas_err_detail());
-        cache_stage_abort(cache, j.staging);
+        if (keep) {
+            cas_log_info(CAS_LOG_DTS,
+                         "Partial content of %s is kept for the next download: %llu "
+                         "bytes",
+                         ad->content_id, (unsigned long long)j.live);
+            cache_stage_keep(cache, j.staging);
+        } else {
+            cache_stage_abort(cache, j.staging);
+        }
         cas_fail(hr, "%s", detail);
     }
     free(j.staging);

@@ -1,5 +1,6 @@
-/* A small transfer interface, so the download logic never touches curl directly: one GET that
- * streams the body to a callback. transfer_curl.c implements it with libcurl. */
+/* A small transfer interface, so the download logic never touches curl directly: GETs that
+ * stream their body to callbacks, several at once. transfer_curl.c implements it with the libcurl
+ * multi interface (connections, DNS and TLS sessions reused); unit tests inject their own. */
 #ifndef CAS_TRANSFER_H
 #define CAS_TRANSFER_H
 
@@ -9,9 +10,22 @@
 #include "common/config.h"
 #include "common/error.h"
 
+/* What the server answered, given to on_response before the first body byte. */
+struct cas_transfer_response {
+    long status;          /* 200, 206, ... (after redirects) */
+    uint64_t range_start; /* 206: first byte of the Content-Range; else 0 */
+    const char *etag;     /* NULL if absent */
+    const char *last_modified;
+};
+
 struct cas_transfer_request {
     const char *url;
-    uint64_t max_bytes; /* a body longer than this is cut and fails with CAS_E_TOO_LARGE */
+    uint64_t max_bytes;   /* a body longer than this is cut and fails with CAS_E_TOO_LARGE */
+    uint64_t resume_from; /* > 0: ask for "Range: bytes=N-" */
+    const char *if_range; /* with resume_from: the validator for If-Range, or NULL */
+    uint64_t max_bytes_per_second; /* 0: unlimited */
+    /* Called once for a 2xx response before any body byte; a failure aborts the transfer. */
+    cas_hr (*on_response)(void *ud, const struct cas_transfer_response *resp);
     /* Receives the body in pieces; returns CAS_OK or a failure that aborts the transfer. */
     cas_hr (*on_data)(void *ud, const void *data, size_t len);
     void *ud;
@@ -21,19 +35,29 @@ struct cas_transfer_result {
     long http_status; /* 0 when no response arrived */
     uint64_t bytes;   /* body bytes delivered to on_data */
     int hard;         /* the location is unusable for the rest of the job (DNS, TLS, refused) */
+    long retry_after; /* seconds the server asked to wait (Retry-After), or -1 */
+    char detail[512]; /* what went wrong, naming the URL */
 };
 
 struct cas_transfer {
-    /* Perform one GET. Returns CAS_OK for a 2xx response fully delivered, else a code: HTTP
-     * errors as CAS_E_HTTP_BASE + status, network errors as CAS_E_CANNOT_CONNECT, ... with a
-     * detail naming the URL. */
-    cas_hr (*get)(struct cas_transfer *t, const struct cas_transfer_request *req,
-                  struct cas_transfer_result *res);
+    /* Start a GET; `req` must stay valid until its completion is returned by wait(). */
+    cas_hr (*submit)(struct cas_transfer *t, const struct cas_transfer_request *req, void *tag);
+    /* Wait at most timeout_ms for a transfer to end. Returns 1 with *tag, *hr (CAS_OK for a 2xx
+     * response fully delivered, HTTP errors as CAS_E_HTTP_BASE + status, network errors as
+     * CAS_E_CANNOT_CONNECT, CAS_E_TIMEOUT ...) and *res filled; 0 if none ended in time. */
+    int (*wait)(struct cas_transfer *t, int timeout_ms, void **tag, cas_hr *hr,
+                struct cas_transfer_result *res);
+    /* Abort every transfer in flight; their completions are not reported. */
+    void (*cancel_all)(struct cas_transfer *t);
     void (*destroy)(struct cas_transfer *t);
 };
 
+/* One blocking GET on top of submit/wait (nothing else may be in flight). Sets the detail. */
+cas_hr cas_transfer_get(struct cas_transfer *t, const struct cas_transfer_request *req,
+                        struct cas_transfer_result *res);
+
 /* The libcurl implementation, configured from the agent configuration (timeouts, TLS, proxy,
- * require_https, bandwidth cap). */
+ * require_https). */
 cas_hr cas_transfer_curl_new(const struct cas_config *cfg, struct cas_transfer **out);
 
 #endif

@@ -1,46 +1,106 @@
-/* The transfer interface over libcurl's easy API: one handle reused across GETs so connections,
- * DNS and TLS sessions are kept between the files of a job. */
+/* The transfer interface over libcurl's multi API. One multi handle per agent: transfers run
+ * side by side on it, and it keeps connections (HTTP/2 multiplexed where the server offers it),
+ * while a share handle keeps DNS answers and TLS sessions, so a job's many files cost one
+ * connection setup per server rather than one per file. */
 #include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "agent/transfer.h"
 
+/* An error page is read and thrown away, but only this much of it. */
+#define XFER_ERROR_BODY_MAX (64u * 1024u)
+
+struct xfer {
+    CURL *easy;
+    const struct cas_transfer_request *req;
+    void *tag;
+    struct curl_slist *headers;
+    uint64_t bytes;
+    uint64_t discarded;
+    int responded; /* 0 not yet, 1 a 2xx answered (on_response called), 2 an error status */
+    cas_hr abort_hr;
+    char abort_detail[512];
+    char errbuf[CURL_ERROR_SIZE];
+    struct xfer *next;
+};
+
 struct cas_transfer_curl {
     struct cas_transfer base;
-    CURL *easy;
-    char errbuf[CURL_ERROR_SIZE];
+    CURLM *multi;
+    CURLSH *share;
+    struct xfer *active;
+    /* Settings copied from the configuration: the config may not outlive us. */
+    char *ca_file, *cert, *key, *pinned, *proxy;
+    long connect_timeout, low_speed_limit, low_speed_time, timeout;
+    int require_https;
 };
 
-struct cas_curl_call {
-    const struct cas_transfer_request *req;
-    uint64_t bytes;
-    cas_hr abort_hr; /* why on_data stopped the transfer */
-    char abort_detail[512];
-};
-
-static size_t cas_curl_write(char *data, size_t size, size_t nmemb, void *ud)
+static const char *xfer_header(CURL *e, const char *name)
 {
-    struct cas_curl_call *call = ud;
-    size_t len = size * nmemb;
-    if (call->bytes + len > call->req->max_bytes) {
-        call->abort_hr = cas_fail(CAS_E_TOO_LARGE, "%s: more than the %llu bytes allowed",
-                                  call->req->url, (unsigned long long)call->req->max_bytes);
-        snprintf(call->abort_detail, sizeof(call->abort_detail), "%s", cas_err_detail());
-        return 0;
-    }
-    cas_hr hr = call->req->on_data(call->req->ud, data, len);
-    if (hr != CAS_OK) {
-        call->abort_hr = hr;
-        snprintf(call->abort_detail, sizeof(call->abort_detail), "%s", cas_err_detail());
-        return 0;
-    }
-    call->bytes += len;
-    return len;
+    struct curl_header *h = NULL;
+    if (curl_easy_header(e, name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK && h && h->value)
+        return h->value;
+    return NULL;
 }
 
-static cas_hr cas_curl_map(CURLcode rc, int *hard)
+/* The first 2xx body byte (or the end of an empty 2xx body): tell the job what was answered. */
+static cas_hr xfer_respond(struct xfer *x)
+{
+    long status = 0;
+    struct cas_transfer_response resp = {0};
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status < 200 || status > 299) {
+        x->responded = 2;
+        return CAS_OK;
+    }
+    x->responded = 1;
+    resp.status = status;
+    resp.etag = xfer_header(x->easy, "ETag");
+    resp.last_modified = xfer_header(x->easy, "Last-Modified");
+    const char *cr = xfer_header(x->easy, "Content-Range");
+    unsigned long long start = 0;
+    if (status == 206 && cr && sscanf(cr, "bytes %llu-", &start) == 1)
+        resp.range_start = start;
+    if (x->req->on_response)
+        return x->req->on_response(x->req->ud, &resp);
+    return CAS_OK;
+}
+
+static size_t xfer_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct xfer *x = ud;
+    size_t len = size * nmemb;
+    cas_hr hr;
+
+    if (!x->responded) {
+        hr = xfer_respond(x);
+        if (hr != CAS_OK)
+            goto abort;
+    }
+    if (x->responded == 2) {
+        x->discarded += len;
+        return x->discarded > XFER_ERROR_BODY_MAX ? 0 : len;
+    }
+    if (x->bytes + len > x->req->max_bytes) {
+        hr = cas_fail(CAS_E_TOO_LARGE, "%s: more than the %llu bytes allowed", x->req->url,
+                      (unsigned long long)x->req->max_bytes);
+        goto abort;
+    }
+    hr = x->req->on_data(x->req->ud, data, len);
+    if (hr != CAS_OK)
+        goto abort;
+    x->bytes += len;
+    return len;
+abort:
+    x->abort_hr = hr;
+    snprintf(x->abort_detail, sizeof(x->abort_detail), "%s", cas_err_detail());
+    return 0;
+}
+
+static cas_hr xfer_map(CURLcode rc, int *hard)
 {
     *hard = 0;
     switch (rc) {
@@ -68,6 +128,9 @@ static cas_hr cas_curl_map(CURLcode rc, int *hard)
     case CURLE_UNSUPPORTED_PROTOCOL:
         *hard = 1;
         return CAS_E_ACCESSDENIED;
+    case CURLE_TOO_MANY_REDIRECTS:
+        *hard = 1;
+        return CAS_E_HTTP_BASE + 310;
     case CURLE_FILESIZE_EXCEEDED:
         return CAS_E_TOO_LARGE;
     case CURLE_OUT_OF_MEMORY:
@@ -77,59 +140,224 @@ static cas_hr cas_curl_map(CURLcode rc, int *hard)
     }
 }
 
-static cas_hr cas_curl_get(struct cas_transfer *t, const struct cas_transfer_request *req,
-                           struct cas_transfer_result *res)
+static void xfer_free(struct cas_transfer_curl *tc, struct xfer *x)
+{
+    curl_multi_remove_handle(tc->multi, x->easy);
+    curl_easy_cleanup(x->easy);
+    curl_slist_free_all(x->headers);
+    free(x);
+}
+
+static cas_hr tc_submit(struct cas_transfer *t, const struct cas_transfer_request *req, void *tag)
 {
     struct cas_transfer_curl *tc = (struct cas_transfer_curl *)t;
-    struct cas_curl_call call = {.req = req, .abort_hr = CAS_OK};
-    long status = 0;
-
-    memset(res, 0, sizeof(*res));
-    tc->errbuf[0] = '\0';
-    curl_easy_setopt(tc->easy, CURLOPT_URL, req->url);
-    curl_easy_setopt(tc->easy, CURLOPT_WRITEFUNCTION, cas_curl_write);
-    curl_easy_setopt(tc->easy, CURLOPT_WRITEDATA, &call);
-    /* A Content-Length over the budget is refused before any byte is read. */
-    curl_easy_setopt(tc->easy, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_bytes);
-
-    CURLcode rc = curl_easy_perform(tc->easy);
-    curl_easy_getinfo(tc->easy, CURLINFO_RESPONSE_CODE, &status);
-    res->http_status = status;
-    res->bytes = call.bytes;
-
-    if (call.abort_hr != CAS_OK)
-        return cas_fail(call.abort_hr, "%s", call.abort_detail);
-    if (rc == CURLE_HTTP_RETURNED_ERROR || (rc == CURLE_OK && (status < 200 || status > 299))) {
-        if (status >= 100 && status <= 599)
-            return cas_fail(CAS_E_HTTP_BASE + (cas_hr)status, "%s: HTTP status %ld", req->url,
-                            status);
-        return cas_fail(CAS_E_CONN_RESET, "%s: no valid HTTP status", req->url);
+    struct xfer *x = calloc(1, sizeof(*x));
+    if (!x || !(x->easy = curl_easy_init())) {
+        free(x);
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
     }
-    if (rc == CURLE_FILESIZE_EXCEEDED)
-        return cas_fail(CAS_E_TOO_LARGE,
-                        "%s: the server announced more than the %llu bytes "
-                        "allowed",
-                        req->url, (unsigned long long)req->max_bytes);
-    cas_hr hr = cas_curl_map(rc, &res->hard);
-    if (hr != CAS_OK)
-        return cas_fail(hr, "%s: %s", req->url,
-                        tc->errbuf[0] ? tc->errbuf : curl_easy_strerror(rc));
+    CURL *e = x->easy;
+    const char *protocols = tc->require_https ? "https" : "http,https";
+    x->req = req;
+    x->tag = tag;
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+    curl_easy_setopt(e, CURLOPT_SHARE, tc->share);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "cas-agent/" CAS_VERSION);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols);
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, tc->connect_timeout);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, tc->low_speed_limit);
+    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, tc->low_speed_time);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, tc->timeout);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, xfer_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    /* A Content-Length over the budget is refused before any byte is read. */
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_bytes);
+    if (req->max_bytes_per_second)
+        curl_easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)req->max_bytes_per_second);
+    if (tc->ca_file)
+        curl_easy_setopt(e, CURLOPT_CAINFO, tc->ca_file);
+    if (tc->cert)
+        curl_easy_setopt(e, CURLOPT_SSLCERT, tc->cert);
+    if (tc->key)
+        curl_easy_setopt(e, CURLOPT_SSLKEY, tc->key);
+    if (tc->pinned)
+        curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, tc->pinned);
+    if (tc->proxy)
+        curl_easy_setopt(e, CURLOPT_PROXY, tc->proxy);
+    if (req->resume_from > 0) {
+        char range[48];
+        snprintf(range, sizeof(range), "%llu-", (unsigned long long)req->resume_from);
+        curl_easy_setopt(e, CURLOPT_RANGE, range);
+        if (req->if_range) {
+            char *h = NULL;
+            if (asprintf(&h, "If-Range: %s", req->if_range) >= 0) {
+                x->headers = curl_slist_append(NULL, h);
+                free(h);
+            }
+            curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+        }
+    }
+    if (curl_multi_add_handle(tc->multi, e) != CURLM_OK) {
+        curl_slist_free_all(x->headers);
+        curl_easy_cleanup(e);
+        free(x);
+        return cas_fail(CAS_E_FAIL, "cannot start a transfer of %s", req->url);
+    }
+    x->next = tc->active;
+    tc->active = x;
     return CAS_OK;
 }
 
-static void cas_curl_destroy(struct cas_transfer *t)
+/* Turn a finished easy handle into the interface's result. */
+static cas_hr tc_finish(struct xfer *x, CURLcode rc, struct cas_transfer_result *res)
+{
+    long status = 0;
+    curl_off_t retry_after = 0;
+    cas_hr hr;
+
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(x->easy, CURLINFO_RETRY_AFTER, &retry_after);
+    res->http_status = status;
+    res->bytes = x->bytes;
+    res->retry_after = retry_after > 0 ? (long)retry_after : -1;
+
+    if (x->abort_hr != CAS_OK) {
+        snprintf(res->detail, sizeof(res->detail), "%s", x->abort_detail);
+        return x->abort_hr;
+    }
+    if (rc == CURLE_OK && status >= 200 && status <= 299 && !x->responded) {
+        hr = xfer_respond(x); /* an empty body: on_response was not called yet */
+        if (hr != CAS_OK) {
+            snprintf(res->detail, sizeof(res->detail), "%s", cas_err_detail());
+            return hr;
+        }
+    }
+    if ((rc == CURLE_OK || x->responded == 2) && (status < 200 || status > 299)) {
+        if (status >= 100 && status <= 599) {
+            snprintf(res->detail, sizeof(res->detail), "%s: HTTP status %ld", x->req->url, status);
+            return CAS_E_HTTP_BASE + (cas_hr)status;
+        }
+        snprintf(res->detail, sizeof(res->detail), "%s: no valid HTTP status", x->req->url);
+        return CAS_E_CONN_RESET;
+    }
+    if (rc == CURLE_FILESIZE_EXCEEDED) {
+        snprintf(res->detail, sizeof(res->detail),
+                 "%s: the server announced more than the %llu bytes allowed", x->req->url,
+                 (unsigned long long)x->req->max_bytes);
+        return CAS_E_TOO_LARGE;
+    }
+    hr = xfer_map(rc, &res->hard);
+    if (hr != CAS_OK)
+        snprintf(res->detail, sizeof(res->detail), "%s: %s", x->req->url,
+                 x->errbuf[0] ? x->errbuf : curl_easy_strerror(rc));
+    return hr;
+}
+
+static double tc_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static int tc_wait(struct cas_transfer *t, int timeout_ms, void **tag, cas_hr *hr,
+                   struct cas_transfer_result *res)
+{
+    struct cas_transfer_curl *tc = (struct cas_transfer_curl *)t;
+    double end = tc_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    for (;;) {
+        int running = 0, queued = 0;
+        curl_multi_perform(tc->multi, &running);
+        CURLMsg *m;
+        while ((m = curl_multi_info_read(tc->multi, &queued)) != NULL) {
+            if (m->msg != CURLMSG_DONE)
+                continue;
+            struct xfer *x = NULL, **pp;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+            CURLcode rc = m->data.result;
+            memset(res, 0, sizeof(*res));
+            *hr = tc_finish(x, rc, res);
+            *tag = x->tag;
+            for (pp = &tc->active; *pp; pp = &(*pp)->next) {
+                if (*pp == x) {
+                    *pp = x->next;
+                    break;
+                }
+            }
+            xfer_free(tc, x);
+            if (*hr != CAS_OK)
+                cas_fail(*hr, "%s", res->detail);
+            return 1;
+        }
+        double left = end - tc_now_ms();
+        if (left <= 0)
+            return 0;
+        curl_multi_poll(tc->multi, NULL, 0, (int)(left < 100 ? left + 1 : 100), NULL);
+    }
+}
+
+static void tc_cancel_all(struct cas_transfer *t)
+{
+    struct cas_transfer_curl *tc = (struct cas_transfer_curl *)t;
+    while (tc->active) {
+        struct xfer *x = tc->active;
+        tc->active = x->next;
+        xfer_free(tc, x);
+    }
+}
+
+static void tc_destroy(struct cas_transfer *t)
 {
     struct cas_transfer_curl *tc = (struct cas_transfer_curl *)t;
     if (!tc)
         return;
-    curl_easy_cleanup(tc->easy);
+    tc_cancel_all(t);
+    curl_multi_cleanup(tc->multi);
+    curl_share_cleanup(tc->share);
+    free(tc->ca_file);
+    free(tc->cert);
+    free(tc->key);
+    free(tc->pinned);
+    free(tc->proxy);
     free(tc);
+}
+
+cas_hr cas_transfer_get(struct cas_transfer *t, const struct cas_transfer_request *req,
+                        struct cas_transfer_result *res)
+{
+    int tag = 0;
+    void *done = NULL;
+    cas_hr hr = t->submit(t, req, &tag);
+    if (hr != CAS_OK)
+        return hr;
+    while (!t->wait(t, 1000, &done, &hr, res))
+        ;
+    return hr;
+}
+
+static char *dup_opt(const char *s, int *failed)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *failed = 1;
+    return d;
 }
 
 cas_hr cas_transfer_curl_new(const struct cas_config *cfg, struct cas_transfer **out)
 {
     static int global_done;
     struct cas_transfer_curl *tc;
+    int failed = 0;
 
     *out = NULL;
     if (!global_done) {
@@ -140,40 +368,30 @@ cas_hr cas_transfer_curl_new(const struct cas_config *cfg, struct cas_transfer *
     tc = calloc(1, sizeof(*tc));
     if (!tc)
         return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-    tc->easy = curl_easy_init();
-    if (!tc->easy) {
-        free(tc);
+    tc->base.submit = tc_submit;
+    tc->base.wait = tc_wait;
+    tc->base.cancel_all = tc_cancel_all;
+    tc->base.destroy = tc_destroy;
+    tc->multi = curl_multi_init();
+    tc->share = curl_share_init();
+    tc->ca_file = dup_opt(cfg->ca_file, &failed);
+    tc->cert = dup_opt(cfg->tls_client_cert, &failed);
+    tc->key = dup_opt(cfg->tls_client_key, &failed);
+    tc->pinned = dup_opt(cfg->tls_pinned_public_key, &failed);
+    tc->proxy = dup_opt(cfg->proxy, &failed);
+    if (!tc->multi || !tc->share || failed) {
+        tc_destroy(&tc->base);
         return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
     }
-    tc->base.get = cas_curl_get;
-    tc->base.destroy = cas_curl_destroy;
-
-    CURL *e = tc->easy;
-    const char *protocols = cfg->require_https ? "https" : "http,https";
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, tc->errbuf);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "cas-agent/" CAS_VERSION);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, protocols);
-    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, protocols);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(e, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(e, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, cfg->connect_timeout_seconds);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, cfg->low_speed_bytes_per_second);
-    curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, cfg->low_speed_seconds);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT, cfg->transfer_deadline_minutes * 60L);
-    if (cfg->max_download_kbps > 0)
-        curl_easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)cfg->max_download_kbps * 125);
-    if (cfg->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca_file);
-    if (cfg->tls_client_cert)
-        curl_easy_setopt(e, CURLOPT_SSLCERT, cfg->tls_client_cert);
-    if (cfg->tls_client_key)
-        curl_easy_setopt(e, CURLOPT_SSLKEY, cfg->tls_client_key);
-    if (cfg->tls_pinned_public_key)
-        curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, cfg->tls_pinned_public_key);
-    if (cfg->proxy)
-        curl_easy_setopt(e, CURLOPT_PROXY, cfg->proxy);
+    tc->connect_timeout = cfg->connect_timeout_seconds;
+    tc->low_speed_limit = cfg->low_speed_bytes_per_second;
+    tc->low_speed_time = cfg->low_speed_seconds;
+    tc->timeout = cfg->transfer_deadline_minutes * 60L;
+    tc->require_https = cfg->require_https;
+    curl_share_setopt(tc->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(tc->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_multi_setopt(tc->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    curl_multi_setopt(tc->multi, CURLMOPT_MAX_HOST_CONNECTIONS, cfg->max_parallel_transfers);
     *out = &tc->base;
     return CAS_OK;
 }

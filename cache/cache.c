@@ -22,10 +22,18 @@
 #define CACHE_PARTIAL ".partial"
 #define CACHE_LOCK    ".lock"
 
+struct cache_stage_lock {
+    char *staging;
+    int fd;
+};
+
 struct cache {
     char *dir;
     int dirfd;
+    struct cache_stage_lock locks[8]; /* staging folders this process holds */
 };
+
+static void cache_stage_release(struct cache *c, const char *staging);
 
 const char *cache_dir(const struct cache *c)
 {
@@ -54,8 +62,9 @@ static void cache_unlock(int fd)
         close(fd);
 }
 
-/* Staging folders are named C.<pid>.XXXXXX: one whose process is gone is left over from a crash
- * and is removed; others belong to a running job and are left alone. */
+/* .partial holds C/ folders (kept for resume) and their C.lock files; anything else is left
+ * over from an older layout or a crash and is removed. A folder whose content is already
+ * committed is stale too, unless another process holds its lock. */
 static void cache_remove_stale_staging(struct cache *c)
 {
     int pfd = openat(c->dirfd, CACHE_PARTIAL, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -68,13 +77,30 @@ static void cache_remove_stale_staging(struct cache *c)
     }
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
+        char name[NAME_MAX + 1];
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        const char *dot = strchr(de->d_name, '.');
-        dot = dot ? strchr(dot + 1, '.') : NULL; /* skip "CEN00002.2" */
-        long pid = dot ? strtol(dot + 1, NULL, 10) : 0;
-        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+        snprintf(name, sizeof(name), "%s", de->d_name);
+        size_t n = strlen(name);
+        if (n > 5 && !strcmp(name + n - 5, ".lock")) {
+            name[n - 5] = '\0';
+            if (cas_id_is_content(name))
+                continue;
+        } else if (cas_id_is_content(name) && !cache_has(c, name)) {
             continue;
+        } else if (cas_id_is_content(name)) {
+            char lock[NAME_MAX + 8];
+            snprintf(lock, sizeof(lock), "%s.lock", name);
+            int lfd = openat(dirfd(d), lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+            if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+                close(lfd);
+                continue;
+            }
+            cas_fs_remove_tree_at(dirfd(d), de->d_name);
+            if (lfd >= 0)
+                close(lfd);
+            continue;
+        }
         cas_fs_remove_tree_at(dirfd(d), de->d_name);
     }
     closedir(d);
@@ -145,6 +171,10 @@ void cache_close(struct cache *c)
 {
     if (!c)
         return;
+    for (size_t i = 0; i < sizeof(c->locks) / sizeof(c->locks[0]); i++) {
+        if (c->locks[i].staging)
+            cache_stage_release(c, c->locks[i].staging);
+    }
     if (c->dirfd >= 0)
         close(c->dirfd);
     free(c->dir);
@@ -159,41 +189,109 @@ static cas_hr cache_check_id(const char *content_id)
     return CAS_OK;
 }
 
+static struct cache_stage_lock *cache_lock_slot(struct cache *c, const char *staging)
+{
+    for (size_t i = 0; i < sizeof(c->locks) / sizeof(c->locks[0]); i++) {
+        if (staging ? (c->locks[i].staging && !strcmp(c->locks[i].staging, staging))
+                    : !c->locks[i].staging)
+            return &c->locks[i];
+    }
+    return NULL;
+}
+
+static void cache_stage_release(struct cache *c, const char *staging)
+{
+    struct cache_stage_lock *l = cache_lock_slot(c, staging);
+    char lock[PATH_MAX];
+    if (!l)
+        return;
+    /* Unlinked while still held: a waiter that then gets this lock sees the path no longer
+     * names its file and opens the lock again (see cache_stage_begin). */
+    if (snprintf(lock, sizeof(lock), "%s.lock", l->staging) < (int)sizeof(lock))
+        unlink(lock);
+    close(l->fd);
+    free(l->staging);
+    l->staging = NULL;
+    l->fd = -1;
+}
+
 cas_hr cache_stage_begin(struct cache *c, const char *content_id, char **staging_out)
 {
-    char *staging = NULL;
+    char *staging = NULL, *lock = NULL, *content = NULL;
+    int lfd = -1;
     cas_hr hr = cache_check_id(content_id);
+    struct cache_stage_lock *slot = cache_lock_slot(c, NULL);
+
     *staging_out = NULL;
     if (hr != CAS_OK)
         return hr;
-    if (asprintf(&staging, "%s/%s/%s.%ld.XXXXXX", c->dir, CACHE_PARTIAL, content_id,
-                 (long)getpid()) < 0)
-        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-    if (!mkdtemp(staging)) {
+    if (!slot)
+        return cas_fail(CAS_E_FAIL, "too many staging folders held by one process");
+    if (asprintf(&staging, "%s/%s/%s", c->dir, CACHE_PARTIAL, content_id) < 0 ||
+        asprintf(&lock, "%s.lock", staging) < 0) {
+        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        goto fail;
+    }
+    for (;;) {
+        struct stat held, now;
+        lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (lfd < 0) {
+            hr = cas_fail(cas_err_from_errno(errno), "opening %s: %s", lock, strerror(errno));
+            goto fail;
+        }
+        while (flock(lfd, LOCK_EX) != 0) {
+            if (errno != EINTR) {
+                hr = cas_fail(cas_err_from_errno(errno), "locking %s: %s", lock, strerror(errno));
+                goto fail;
+            }
+        }
+        if (fstat(lfd, &held) == 0 && stat(lock, &now) == 0 && held.st_ino == now.st_ino &&
+            held.st_dev == now.st_dev)
+            break;
+        close(lfd); /* the holder removed it as it finished: lock the current one */
+    }
+    content = cas_path_join(staging, content_id);
+    if (!content) {
+        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        goto fail;
+    }
+    if ((mkdir(staging, 0700) != 0 && errno != EEXIST) ||
+        (mkdir(content, 0755) != 0 && errno != EEXIST)) {
         hr = cas_fail(cas_err_from_errno(errno), "creating staging folder %s: %s", staging,
                       strerror(errno));
-        free(staging);
-        return hr;
+        goto fail;
     }
-    char *content = cas_path_join(staging, content_id);
-    if (!content || mkdir(content, 0755) != 0) {
-        hr = cas_fail(content ? cas_err_from_errno(errno) : CAS_E_OUTOFMEMORY,
-                      "creating staging folder: %s", strerror(errno));
-        free(content);
-        cas_fs_remove_tree(staging);
-        free(staging);
-        return hr;
-    }
+    slot->staging = staging;
+    slot->fd = lfd;
+    *staging_out = strdup(staging);
+    free(lock);
     free(content);
-    *staging_out = staging;
+    if (!*staging_out) {
+        cache_stage_release(c, staging);
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    }
     return CAS_OK;
+fail:
+    if (lfd >= 0)
+        close(lfd);
+    free(staging);
+    free(lock);
+    free(content);
+    return hr;
 }
 
 void cache_stage_abort(struct cache *c, const char *staging)
 {
-    (void)c;
+    if (!staging)
+        return;
+    cas_fs_remove_tree(staging);
+    cache_stage_release(c, staging);
+}
+
+void cache_stage_keep(struct cache *c, const char *staging)
+{
     if (staging)
-        cas_fs_remove_tree(staging);
+        cache_stage_release(c, staging);
 }
 
 cas_hr cache_hash_folder(const char *folder, enum cas_hash_alg alg, struct cas_sums *sums_out,
@@ -242,9 +340,29 @@ static cas_hr cache_sync_tree(const char *path)
     return CAS_OK;
 }
 
+/* The folder holds exactly the files of `digests`, with their sizes. */
+static cas_hr cache_check_files(const char *folder, const struct cas_sums *digests)
+{
+    struct cas_sums seen = {0};
+    cas_hr hr = cas_sums_list_at(AT_FDCWD, folder, digests->alg, &seen);
+    if (hr != CAS_OK)
+        return hr;
+    if (seen.count != digests->count)
+        hr = cas_fail(CAS_E_HASH_MISMATCH, "the folder holds %zu files, the listing %zu",
+                      seen.count, digests->count);
+    for (size_t i = 0; hr == CAS_OK && i < seen.count; i++) {
+        if (strcmp(seen.entries[i].path, digests->entries[i].path) != 0 ||
+            seen.entries[i].size != digests->entries[i].size)
+            hr = cas_fail(CAS_E_HASH_MISMATCH, "file %s is not as it was written",
+                          seen.entries[i].path);
+    }
+    cas_sums_free(&seen);
+    return hr;
+}
+
 cas_hr cache_commit(struct cache *c, const char *staging, const char *content_id,
                     enum cas_hash_alg alg, const char *expected_hex, const char *exec_path,
-                    char *actual_hex)
+                    const struct cas_sums *digests, char *actual_hex)
 {
     cas_hr hr;
     struct cas_sums sums = {0};
@@ -267,7 +385,18 @@ cas_hr cache_commit(struct cache *c, const char *staging, const char *content_id
     sprintf(staged_sums, "%s.sums", content);
     sprintf(final_sums, "%s.sums", final_content);
 
-    hr = cache_hash_folder(content, alg, &sums, actual_hex);
+    /* Trust the streamed digests only if the folder is exactly what was written; otherwise hash
+     * everything from disk, which also gives the true "actual" value. */
+    if (digests && cache_check_files(content, digests) == CAS_OK) {
+        hr = cas_sums_package_hash(digests, actual_hex);
+        if (hr == CAS_OK)
+            hr = cas_sums_serialize(digests, &listing, &listing_len);
+    } else {
+        hr = cache_hash_folder(content, alg, &sums, actual_hex);
+        if (hr == CAS_OK)
+            hr = cas_sums_serialize(&sums, &listing, &listing_len);
+        digests = &sums;
+    }
     if (hr != CAS_OK)
         goto cleanup;
     if (!cas_hex_equal(actual_hex, expected_hex)) {
@@ -275,9 +404,7 @@ cas_hr cache_commit(struct cache *c, const char *staging, const char *content_id
                       actual_hex, expected_hex);
         goto cleanup;
     }
-    hr = cache_seal(content, &sums, exec_path);
-    if (hr == CAS_OK)
-        hr = cas_sums_serialize(&sums, &listing, &listing_len);
+    hr = cache_seal(content, digests, exec_path);
     if (hr == CAS_OK)
         hr = cache_sync_tree(content);
     if (hr == CAS_OK)
@@ -312,6 +439,7 @@ cas_hr cache_commit(struct cache *c, const char *staging, const char *content_id
 cleanup:
     cache_unlock(lfd);
     cas_fs_remove_tree(staging);
+    cache_stage_release(c, staging);
     cas_sums_free(&sums);
     free(listing);
     free(content);

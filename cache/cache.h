@@ -2,7 +2,7 @@
  *
  * An entry exists when C.sums exists; C.sums is renamed into place last, after C/, so a crash
  * between the two leaves only an orphan folder that cache_open() removes. Content is assembled in
- * a staging folder <cache_dir>/.partial/C.XXXXXX/ (same filesystem, so the commit is a rename)
+ * a staging folder <cache_dir>/.partial/C/ (same filesystem, so the commit is a rename)
  * and is committed only when the package hash recomputed from the files on disk matches. */
 #ifndef CAS_CACHE_H
 #define CAS_CACHE_H
@@ -22,25 +22,34 @@ cas_hr cache_open(const char *dir, struct cache **out);
 void cache_close(struct cache *c);
 const char *cache_dir(const struct cache *c);
 
-/* Staging: a fresh private folder for assembling content C. *staging_out is its path
- * (malloc'd); the content goes into <staging>/C/ (already created). */
+/* Staging: the folder where content C is assembled, <cache_dir>/.partial/C/, with the content
+ * in <staging>/C/ (created) and room for transfer state beside it. The same content always gets
+ * the same folder, so work interrupted by a crash or a signal is resumed by the next job. The
+ * folder is held with flock(2) on .partial/C.lock until released: a second process asking for
+ * the same content waits here, then usually finds the entry committed. *staging_out is
+ * malloc'd. */
 cas_hr cache_stage_begin(struct cache *c, const char *content_id, char **staging_out);
-/* Remove a staging folder (after failure). */
+/* Give up a staging folder: remove it (content that failed verification) and release it. */
 void cache_stage_abort(struct cache *c, const char *staging);
+/* Release a staging folder but keep it for a later job to resume (an interrupted transfer). */
+void cache_stage_keep(struct cache *c, const char *staging);
 
 /* Recompute the package hash of <folder> (the content files) from disk. Fills *sums_out (may
  * be NULL) and actual_hex. Refuses links and special files like cas_sums_build_at. */
 cas_hr cache_hash_folder(const char *folder, enum cas_hash_alg alg, struct cas_sums *sums_out,
                          char *actual_hex);
 
-/* Commit staged content: recompute its package hash from disk; unless it equals expected_hex,
- * return CAS_E_HASH_MISMATCH with actual_hex filled (nothing changes in the cache). Otherwise
- * make files read-only (mode 0444; `exec_path`, a path inside the content or NULL, 0555), fsync,
- * write C.sums, and rename C/ then C.sums into place, replacing any older entry of C. The
- * staging folder is removed either way. */
+/* Commit staged content. The package hash is computed from `digests` when given (the per-file
+ * hashes the downloader computed while it wrote each file, itself the only writer of a folder
+ * nobody else can write): the folder must then hold exactly those files with those sizes, checked
+ * without reading them again. With digests NULL every file is hashed from disk. Unless the package
+ * hash equals expected_hex, return CAS_E_HASH_MISMATCH with actual_hex filled (nothing changes in
+ * the cache). Otherwise make files read-only (mode 0444; `exec_path`, a path inside the content
+ * or NULL, 0555), sync, write C.sums, and rename C/ then C.sums into place, replacing any older
+ * entry of C. The staging folder is removed and released either way. */
 cas_hr cache_commit(struct cache *c, const char *staging, const char *content_id,
                     enum cas_hash_alg alg, const char *expected_hex, const char *exec_path,
-                    char *actual_hex);
+                    const struct cas_sums *digests, char *actual_hex);
 
 /* 1 if the entry for C is present (C.sums and C/ exist). */
 int cache_has(struct cache *c, const char *content_id);

@@ -195,6 +195,7 @@ cleanup:
 struct cas_sums_builder {
     struct cas_sums *s;
     size_t cap;
+    int hash; /* 0: names and sizes only (cas_sums_list_at) */
 };
 
 static cas_hr cas_sums_add(struct cas_sums_builder *b, const char *rel, int dfd, const char *name)
@@ -209,7 +210,16 @@ static cas_hr cas_sums_add(struct cas_sums_builder *b, const char *rel, int dfd,
     }
     struct cas_sums_entry *e = &b->s->entries[b->s->count];
     memset(e, 0, sizeof(*e));
-    cas_hr hr = cas_hash_file_at(dfd, name, b->s->alg, e->hex, &e->size);
+    cas_hr hr = CAS_OK;
+    if (b->hash) {
+        hr = cas_hash_file_at(dfd, name, b->s->alg, e->hex, &e->size);
+    } else {
+        struct stat st;
+        if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            hr = cas_fail(cas_err_from_errno(errno), "%s", strerror(errno));
+        else
+            e->size = (uint64_t)st.st_size;
+    }
     if (hr != CAS_OK) {
         char why[512];
         cas_sums_save_detail(why, sizeof(why));
@@ -316,10 +326,11 @@ static cas_hr cas_sums_walk(struct cas_sums_builder *b, int dfd, const char *pre
     return hr;
 }
 
-cas_hr cas_sums_build_at(int dirfd, const char *path, enum cas_hash_alg alg, struct cas_sums *out)
+static cas_hr cas_sums_build(int dirfd, const char *path, enum cas_hash_alg alg, int hash,
+                             struct cas_sums *out)
 {
     struct cas_sums s = {.alg = alg, .count = 0, .entries = NULL};
-    struct cas_sums_builder b = {.s = &s, .cap = 0};
+    struct cas_sums_builder b = {.s = &s, .cap = 0, .hash = hash};
 
     out->alg = alg;
     out->count = 0;
@@ -340,6 +351,16 @@ cas_hr cas_sums_build_at(int dirfd, const char *path, enum cas_hash_alg alg, str
         qsort(s.entries, s.count, sizeof(*s.entries), cas_sums_cmp_entries);
     *out = s;
     return CAS_OK;
+}
+
+cas_hr cas_sums_build_at(int dirfd, const char *path, enum cas_hash_alg alg, struct cas_sums *out)
+{
+    return cas_sums_build(dirfd, path, alg, 1, out);
+}
+
+cas_hr cas_sums_list_at(int dirfd, const char *path, enum cas_hash_alg alg, struct cas_sums *out)
+{
+    return cas_sums_build(dirfd, path, alg, 0, out);
 }
 
 /* ---- serialise and hash ---- */

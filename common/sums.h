@@ -35,6 +35,10 @@ cas_hr cas_sums_parse(const char *buf, size_t len, enum cas_hash_alg alg, struct
  * and names that break the path rules; empty folders are ignored. Fills each entry's size. */
 cas_hr cas_sums_build_at(int dirfd, const char *path, enum cas_hash_alg alg, struct cas_sums *out);
 
+/* The same walk and the same refusals as cas_sums_build_at, without hashing: each entry has its
+ * path and size and an empty hex. For checking which files a folder holds. */
+cas_hr cas_sums_list_at(int dirfd, const char *path, enum cas_hash_alg alg, struct cas_sums *out);
+
 /* Serialise to the exact listing bytes (malloc'd, *len_out set; not NUL-terminated but a NUL is
  * appended for convenience). */
 cas_hr cas_sums_serialize(const struct cas_sums *s, char **buf_out, size_t *len_out);

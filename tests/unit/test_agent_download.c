@@ -32,19 +32,28 @@ struct fake_loc {
     struct fake_obj objs[8];
 };
 
+struct fake_done {
+    void *tag;
+    cas_hr hr;
+    struct cas_transfer_result res;
+};
+
 struct fake {
     struct cas_transfer base;
     struct fake_loc locs[3];
     char requests[64][256];
     size_t n_requests;
     uint64_t bytes_delivered;
+    struct fake_done done[64]; /* completions not yet reported by wait() */
+    size_t n_done;
 };
 
-static cas_hr fake_get(struct cas_transfer *t, const struct cas_transfer_request *req,
-                       struct cas_transfer_result *res)
+/* Serve one request synchronously, as a server would over time. */
+static cas_hr fake_serve(struct fake *f, const struct cas_transfer_request *req,
+                         struct cas_transfer_result *res)
 {
-    struct fake *f = (struct fake *)t;
     memset(res, 0, sizeof(*res));
+    res->retry_after = -1;
     snprintf(f->requests[f->n_requests++ % 64], 256, "%s", req->url);
     for (size_t i = 0; i < 3; i++) {
         struct fake_loc *l = &f->locs[i];
@@ -60,6 +69,12 @@ static cas_hr fake_get(struct cas_transfer *t, const struct cas_transfer_request
             if (strcmp(req->url + bl, o->path) != 0)
                 continue;
             res->http_status = 200;
+            struct cas_transfer_response resp = {.status = 200, .etag = "\"v1\""};
+            if (req->on_response) {
+                cas_hr hr = req->on_response(req->ud, &resp);
+                if (hr != CAS_OK)
+                    return hr;
+            }
             for (int rounds = 0; rounds < (o->endless ? 1 << 20 : 1); rounds++) {
                 if (res->bytes + o->len > req->max_bytes)
                     return cas_fail(CAS_E_TOO_LARGE, "%s: too large", req->url);
@@ -76,6 +91,35 @@ static cas_hr fake_get(struct cas_transfer *t, const struct cas_transfer_request
     }
     res->hard = 1;
     return cas_fail(CAS_E_NAME_NOT_RESOLV, "%s: unknown host", req->url);
+}
+
+static cas_hr fake_submit(struct cas_transfer *t, const struct cas_transfer_request *req, void *tag)
+{
+    struct fake *f = (struct fake *)t;
+    struct fake_done *d = &f->done[f->n_done++];
+    d->tag = tag;
+    d->hr = fake_serve(f, req, &d->res);
+    snprintf(d->res.detail, sizeof(d->res.detail), "%s", d->hr ? cas_err_detail() : "");
+    return CAS_OK;
+}
+
+static int fake_wait(struct cas_transfer *t, int timeout_ms, void **tag, cas_hr *hr,
+                     struct cas_transfer_result *res)
+{
+    struct fake *f = (struct fake *)t;
+    (void)timeout_ms;
+    if (f->n_done == 0)
+        return 0;
+    *tag = f->done[0].tag;
+    *hr = f->done[0].hr;
+    *res = f->done[0].res;
+    memmove(&f->done[0], &f->done[1], --f->n_done * sizeof(f->done[0]));
+    return 1;
+}
+
+static void fake_cancel_all(struct cas_transfer *t)
+{
+    ((struct fake *)t)->n_done = 0;
 }
 
 static void fake_destroy(struct cas_transfer *t)
@@ -124,7 +168,9 @@ static int setup(void **state)
     e->agent.cfg.cache_dir = cas_path_join(e->dir, "cache");
     struct cas_log_settings ls = {NULL, 0, 0, 250000, 1, 0};
     cas_log_init(&ls);
-    e->fake.base.get = fake_get;
+    e->fake.base.submit = fake_submit;
+    e->fake.base.wait = fake_wait;
+    e->fake.base.cancel_all = fake_cancel_all;
     e->fake.base.destroy = fake_destroy;
     e->agent.transfer = &e->fake.base;
     e->agent.runner = &cas_runner_default;

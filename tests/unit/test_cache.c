@@ -103,9 +103,9 @@ static void test_commit_good(void **state)
     char hex[CAS_HASH_MAX_HEX + 1], actual[CAS_HASH_MAX_HEX + 1];
     expected_hash(f, hex);
     char *staging = stage(f, "CEN00002.2");
-    assert_int_equal(
-        cache_commit(f->cache, staging, "CEN00002.2", CAS_HASH_SHA256, hex, "install.sh", actual),
-        CAS_OK);
+    assert_int_equal(cache_commit(f->cache, staging, "CEN00002.2", CAS_HASH_SHA256, hex,
+                                  "install.sh", NULL, actual),
+                     CAS_OK);
     assert_string_equal(actual, hex);
     assert_true(cache_has(f->cache, "CEN00002.2"));
     /* Staging is gone; files are read-only; the program is executable. */
@@ -148,7 +148,7 @@ static void test_commit_mismatch_leaves_nothing(void **state)
     write_file(extra, "planted.txt", "not in the package\n");
     free(extra);
     assert_int_equal(
-        cache_commit(f->cache, staging, "CEN00005.1", CAS_HASH_SHA256, hex, NULL, actual),
+        cache_commit(f->cache, staging, "CEN00005.1", CAS_HASH_SHA256, hex, NULL, NULL, actual),
         CAS_E_HASH_MISMATCH);
     assert_string_not_equal(actual, hex);
     assert_false(cache_has(f->cache, "CEN00005.1"));
@@ -168,7 +168,8 @@ static void test_verify_detects_tamper(void **state)
     expected_hash(f, hex);
     char *staging = stage(f, "CEN00002.3");
     assert_int_equal(
-        cache_commit(f->cache, staging, "CEN00002.3", CAS_HASH_SHA256, hex, NULL, actual), CAS_OK);
+        cache_commit(f->cache, staging, "CEN00002.3", CAS_HASH_SHA256, hex, NULL, NULL, actual),
+        CAS_OK);
     free(staging);
     char path[512];
     snprintf(path, sizeof(path), "%s/CEN00002.3/sub/data.txt", f->cachedir);

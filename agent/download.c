@@ -122,6 +122,7 @@ struct dl_job {
     uint64_t live;    /* bytes of the content on disk or in flight */
     uint64_t fetched; /* bytes received in this job */
     uint64_t resumed; /* bytes reused from an earlier, interrupted job */
+    uint64_t cap;     /* max_download_kbps in bytes per second; 0 unlimited */
     size_t files_done, active;
     double t0, deadline, next_progress;
     cas_hr fatal; /* set when the job must end at once */
@@ -181,8 +182,8 @@ enum dl_verdict {
 
 static enum dl_verdict dl_classify(cas_hr hr, const struct cas_transfer_result *res)
 {
-    if (hr == CAS_E_DISK_FULL || hr == CAS_E_OUTOFMEMORY || hr == CAS_E_IO ||
-        hr == CAS_E_HTTP_BASE + 403)
+    if (hr == CAS_E_CANCELLED || hr == CAS_E_DISK_FULL || hr == CAS_E_OUTOFMEMORY ||
+        hr == CAS_E_IO || hr == CAS_E_HTTP_BASE + 403)
         return V_END_JOB;
     if (res->hard)
         return V_HARD;
@@ -552,6 +553,8 @@ static cas_hr dl_on_data(void *ud, const void *data, size_t len)
 {
     struct dl_xfer *x = ud;
     struct dl_job *j = x->j;
+    if (dl_interrupted)
+        return cas_fail(CAS_E_CANCELLED, "interrupted");
     /* This file's own non-matching copy is replaced if this one matches: it does not count. */
     uint64_t others = j->live - (x->f->have_copy ? x->f->copy_bytes : 0);
     if (others + len > j->ad->size)
@@ -565,6 +568,14 @@ static cas_hr dl_on_data(void *ud, const void *data, size_t len)
     x->got += len;
     j->live += len;
     j->fetched += len;
+    if (j->cap) {
+        /* The cap is for the whole job, like BITS throttling: when the job is ahead of it, wait
+         * here, which holds every transfer of the job on this thread at once. */
+        double ahead = (double)j->fetched / (double)j->cap - (dl_now() - j->t0);
+        if (ahead > 0.001)
+            nanosleep(&(struct timespec){(time_t)ahead, (long)((ahead - (time_t)ahead) * 1e9)},
+                      NULL);
+    }
     if (!x->side_written && x->resume_from + x->got >= DL_SIDE_RECORD_AT && x->validator)
         dl_write_side(x);
     return CAS_OK;
@@ -625,7 +636,7 @@ static void dl_move_on(struct dl_job *j, struct dl_file *f)
         f->state = F_PENDING;
 }
 
-static cas_hr dl_start(struct dl_job *j, struct dl_file *f, uint64_t rate)
+static cas_hr dl_start(struct dl_job *j, struct dl_file *f)
 {
     size_t li = dl_next_location(j, f);
     if (li >= j->n_locs) {
@@ -674,7 +685,6 @@ static cas_hr dl_start(struct dl_job *j, struct dl_file *f, uint64_t rate)
         .max_bytes = j->ad->size,
         .resume_from = have,
         .if_range = have ? x->if_range : NULL,
-        .max_bytes_per_second = rate,
         .on_response = dl_on_response,
         .on_data = dl_on_data,
         .ud = x,
@@ -723,6 +733,8 @@ static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
         f->last = hr;
         dl_note_failure(j, loc, hr, v == V_HARD, f->e->path, res->detail);
         if (v == V_END_JOB) {
+            if (x->validator)
+                dl_write_side(x); /* what arrived is kept for the next job */
             dl_set_fatal(j, hr, res->detail);
             f->state = F_PENDING;
         } else if (v == V_RETRY) {
@@ -864,7 +876,6 @@ static cas_hr dl_fetch_files(struct dl_job *j, const struct cas_sums *sums, stru
 {
     size_t n = sums->count, done = 0;
     long maxp = j->a->cfg.max_parallel_transfers > 0 ? j->a->cfg.max_parallel_transfers : 1;
-    uint64_t cap = (uint64_t)j->a->cfg.max_download_kbps * 125; /* kilobits -> bytes per second */
 
     cas_log_info(CAS_LOG_DTS, "DTS job %s state DownloadingData: %zu file(s), at most %llu bytes",
                  j->request, n, (unsigned long long)j->ad->size);
@@ -892,13 +903,6 @@ static cas_hr dl_fetch_files(struct dl_job *j, const struct cas_sums *sums, stru
         /* Start what may start: largest budget use first is unknowable (the listing has no
          * sizes), so files go in listing order. */
         double now = dl_now(), next_wake = now + 1.0;
-        size_t runnable = 0;
-        for (size_t i = 0; i < n; i++)
-            runnable += files[i].state == F_PENDING || files[i].state == F_ACTIVE;
-        uint64_t per =
-            cap ? cap / (uint64_t)(runnable < (size_t)maxp ? runnable : (size_t)maxp) : 0;
-        if (cap && per == 0)
-            per = 1;
         for (size_t i = 0; i < n && j->active < (size_t)maxp && j->fatal == CAS_OK; i++) {
             struct dl_file *f = &files[i];
             if (f->state != F_PENDING)
@@ -908,7 +912,7 @@ static cas_hr dl_fetch_files(struct dl_job *j, const struct cas_sums *sums, stru
                     next_wake = f->not_before;
                 continue;
             }
-            cas_hr hr = dl_start(j, f, per);
+            cas_hr hr = dl_start(j, f);
             if (hr != CAS_OK)
                 dl_set_fatal(j, hr, cas_err_detail());
         }
@@ -1158,6 +1162,7 @@ cas_hr cas_download_content(struct cas_agent *a, const struct cas_advert *ad, co
     for (size_t i = 0; i < ad->n_locations; i++)
         j.locs[i].url = ad->locations[i];
     j.t0 = dl_now();
+    j.cap = (uint64_t)a->cfg.max_download_kbps * 125; /* kilobits -> bytes per second */
     j.deadline = j.t0 + (double)a->cfg.transfer_deadline_minutes * 60.0;
 
     cas_guid_new(job);

@@ -180,10 +180,7 @@ static cas_hr tc_submit(struct cas_transfer *t, const struct cas_transfer_reques
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     /* A Content-Length over the budget is refused before any byte is read. */
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_bytes);
-    if (req->max_bytes_per_second)
-        curl_easy_setopt(e, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)req->max_bytes_per_second);
-    if (tc->ca_file)
-        curl_easy_setopt(e, CURLOPT_CAINFO, tc->ca_file);
+    curl_easy_setopt(e, CURLOPT_CAINFO, tc->ca_file);
     if (tc->cert)
         curl_easy_setopt(e, CURLOPT_SSLCERT, tc->cert);
     if (tc->key)

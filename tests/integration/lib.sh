@@ -471,19 +471,25 @@ _lib_nginx_temp_paths()
     done
 }
 
-# dp_start [--tls CERT KEY] DOCROOT -- serve DOCROOT at http://127.0.0.1:PORT/SMSPKG (a DP base
-# URL) with a private nginx; with --tls, at https://localhost:PORT/SMSPKG with that certificate.
+# dp_start [--tls CERT KEY [--mtls CA]] DOCROOT -- serve DOCROOT at http://127.0.0.1:PORT/SMSPKG
+# (a DP base URL) with a private nginx; with --tls, at https://localhost:PORT/SMSPKG with that
+# certificate; with --mtls, clients must present a certificate issued by CA.
 # Sets DP_URL and DP_DIR (nginx's folder: access.log, error.log). Call it directly, never inside
 # $( ): the nginx must be a child of the test's shell so that cleanup can wait for it.
 dp_start()
 {
     local docroot port attempt dir pid token i state cert="" key="" scheme=http host=127.0.0.1
+    local client_ca=""
     if [[ $1 == --tls ]]; then
         cert=$(realpath "$2")
         key=$(realpath "$3")
         scheme=https
         host=localhost
         shift 3
+        if [[ $1 == --mtls ]]; then
+            client_ca=$(realpath "$2")
+            shift 2
+        fi
     fi
     docroot=$(realpath "$1")
     local idx=${#_DP_PIDS[@]}
@@ -511,6 +517,14 @@ dp_start()
                 echo "    listen 127.0.0.1:$port ssl;"
                 echo "    ssl_certificate $cert;"
                 echo "    ssl_certificate_key $key;"
+                if [[ -n $client_ca ]]; then
+                    echo "    ssl_client_certificate $client_ca;"
+                    echo "    ssl_verify_client optional;"
+                    echo "    set \$deny 0;"
+                    echo "    if (\$ssl_client_verify != SUCCESS) { set \$deny 1; }"
+                    echo "    if (\$uri = /cas-itest-ping) { set \$deny 0; }"
+                    echo "    if (\$deny = 1) { return 403; }"
+                fi
             else
                 echo "    listen 127.0.0.1:$port;"
             fi

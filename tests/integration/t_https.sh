@@ -25,11 +25,25 @@ make_cert()
 }
 make_cert dp "DNS:localhost,IP:127.0.0.1"
 make_cert other "DNS:other.example"
+# A client certificate for mutual TLS, and one from a CA the DP does not trust.
+make_client()
+{
+    local name=$1 ca=$2
+    openssl req "${ec[@]}" -keyout "$TLS/$name.key" -out "$TLS/$name.csr" -subj "/CN=$name" 2>/dev/null
+    printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n' >"$TLS/$name.ext"
+    openssl x509 -req -in "$TLS/$name.csr" -CA "$TLS/$ca.pem" -CAkey "$TLS/$ca.key" \
+        -CAcreateserial -out "$TLS/$name.pem" -days 2 -extfile "$TLS/$name.ext" 2>/dev/null
+}
+openssl req -x509 "${ec[@]}" -keyout "$TLS/rogue-ca.key" -out "$TLS/rogue-ca.pem" -days 2 \
+    -subj "/CN=rogue CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+make_client agent ca
+make_client rogue rogue-ca
 
 make_site_key CEN
 make_package "$T/src"
 mkdir -p "$T/dp"
-for c in CEN00011.1 CEN00012.1 CEN00013.1; do
+for c in CEN00011.1 CEN00012.1 CEN00013.1 CEN00014.1 CEN00015.1; do
     dp_publish "$T/src" "$T/dp" "$c"
 done
 H=$PKG_HASH
@@ -39,6 +53,8 @@ dp_start --tls "$TLS/other.pem" "$TLS/other.key" "$T/dp"
 WRONGHOST=$DP_URL
 dp_start "$T/dp"
 PLAIN=$DP_URL
+dp_start --tls "$TLS/dp.pem" "$TLS/dp.key" --mtls "$TLS/ca.pem" "$T/dp"
+MTLS=$DP_URL
 case $HTTPS in https://localhost:*) ok "the DP is served over https ($HTTPS)" ;; *) fail "https DP" "$HTTPS" ;; esac
 
 write_policy "$T/policy.json" serial=1 adverts="$(
@@ -47,6 +63,10 @@ write_policy "$T/policy.json" serial=1 adverts="$(
     advert_json id=CEN20012 package=CEN00012 version=1 hash="$H" locations="$WRONGHOST"
     echo ,
     advert_json id=CEN20013 package=CEN00013 version=1 hash="$H" locations="$PLAIN $HTTPS"
+    echo ,
+    advert_json id=CEN20014 package=CEN00014 version=1 hash="$H" locations="$MTLS"
+    echo ,
+    advert_json id=CEN20015 package=CEN00015 version=1 hash="$H" locations="$HTTPS"
 )"
 sign_policy "$PRIV/CEN.key" "$T/policy.json"
 
@@ -93,6 +113,31 @@ ok "ContentTransferManager.log says why the http location is skipped"
 dp_requests "$HTTPS" | grep -qx "$DP_PREFIX/CEN00013.1.sums" ||
     fail "the https DP served the listing" "$(dp_requests "$HTTPS")"
 ok "the https DP served the listing"
+
+
+echo "# mutual TLS: refused without a client certificate (403 ends the job), and with one from another CA"
+write_config ca_file="\"$TLS/ca.pem\""
+assert_exit 1 agent execute CEN20014
+assert_error 0x80190193
+assert_eq 0 "$(proof_runs CEN20014)" "the program did not run"
+assert_not_cached CEN00014.1
+write_config ca_file="\"$TLS/ca.pem\"" tls_client_cert="\"$TLS/rogue.pem\"" \
+    tls_client_key="\"$TLS/rogue.key\""
+assert_exit 1 agent execute CEN20014
+assert_eq 0 "$(proof_runs CEN20014)" "the program did not run with a rogue client certificate"
+assert_not_cached CEN00014.1
+echo "# mutual TLS: accepted with the right client certificate"
+write_config ca_file="\"$TLS/ca.pem\"" tls_client_cert="\"$TLS/agent.pem\"" \
+    tls_client_key="\"$TLS/agent.key\""
+assert_exit 0 agent execute CEN20014
+assert_eq 1 "$(proof_runs CEN20014)" "the program ran"
+assert_download_succeeded CEN00014.1
+
+echo "# the proxy key is used: a proxy where nothing listens makes the DP unreachable"
+write_config ca_file="\"$TLS/ca.pem\"" proxy="\"http://127.0.0.1:$(dp_url_dead | sed 's|.*:\([0-9]*\)/.*|\1|')\""
+assert_exit 1 agent execute CEN20015
+assert_error 0x87D01107
+assert_not_cached CEN00015.1
 
 assert_no_partial
 assert_cmtrace_logs

@@ -252,10 +252,11 @@ static bool parse_rule(char **tok, int n, struct rule *r, const char *file, int 
         fprintf(stderr, PROG ": %s:%d: ", file, line);                                             \
         fprintf(stderr, __VA_ARGS__);                                                              \
         fputc('\n', stderr);                                                                       \
-        return false;                                                                              \
+        goto bad;                                                                                  \
     } while (0)
     size_t k, plen = strlen(tok[0]);
     char path[TARGET_MAX];
+    const char *posarg = NULL;
 
     memset(r, 0, sizeof *r);
     r->retry_after = -1;
@@ -274,7 +275,6 @@ static bool parse_rule(char **tok, int n, struct rule *r, const char *file, int 
         RULE_ERR("unknown action '%s'", tok[1]);
     r->action = ACTIONS[k].action;
 
-    int npos = 0;
     for (int i = 2; i < n; i++) {
         long long v;
         if (strncmp(tok[i], "times=", 6) == 0) {
@@ -287,26 +287,27 @@ static bool parse_rule(char **tok, int n, struct rule *r, const char *file, int 
             if (!parse_num(tok[i] + 12, &v))
                 RULE_ERR("retry-after=SECONDS needs a number");
             r->retry_after = v;
-        } else if (npos++ == 0 && ACTIONS[k].arg == ARG_NUM) {
-            if (!parse_num(tok[i], &v) || v < ACTIONS[k].min || v > ACTIONS[k].max)
-                RULE_ERR("%s: argument '%s' must be a number in %lld..%lld", tok[1], tok[i],
-                         ACTIONS[k].min, ACTIONS[k].max);
-            r->arg = v;
-        } else if (npos == 1 && ACTIONS[k].arg == ARG_URL) {
-            r->url = strdup(tok[i]);
+        } else if (!posarg && ACTIONS[k].arg != ARG_NONE) {
+            posarg = tok[i];
         } else {
             RULE_ERR("%s: unexpected argument '%s'", tok[1], tok[i]);
         }
     }
-    if (ACTIONS[k].arg != ARG_NONE && npos == 0)
+    if (ACTIONS[k].arg != ARG_NONE && !posarg)
         RULE_ERR("%s needs an argument", tok[1]);
+    if (ACTIONS[k].arg == ARG_NUM &&
+        (!parse_num(posarg, &r->arg) || r->arg < ACTIONS[k].min || r->arg > ACTIONS[k].max))
+        RULE_ERR("%s: argument '%s' must be a number in %lld..%lld", tok[1], posarg, ACTIONS[k].min,
+                 ACTIONS[k].max);
     r->path = strdup(path);
-    if (!r->path || (ACTIONS[k].arg == ARG_URL && !r->url)) {
-        free(r->path);
-        free(r->url);
+    r->url = ACTIONS[k].arg == ARG_URL ? strdup(posarg) : NULL;
+    if (!r->path || (ACTIONS[k].arg == ARG_URL && !r->url))
         RULE_ERR("out of memory");
-    }
     return true;
+bad:
+    free(r->path);
+    free(r->url);
+    return false;
 #undef RULE_ERR
 }
 

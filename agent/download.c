@@ -608,8 +608,9 @@ static void dl_file_exhausted(struct dl_job *j, struct dl_file *f)
         dl_set_fatal(j, CAS_E_HTTP_404, "file not found (HTTP 404) at every location");
     else if (f->last == CAS_E_TOO_LARGE)
         dl_set_fatal(j, CAS_E_TOO_LARGE, cas_err_detail());
-    else if ((f->last & 0xFFFF0000u) == CAS_E_HTTP_BASE || f->last == CAS_E_TIMEOUT)
-        dl_set_fatal(j, f->last, cas_err_detail());
+    else if ((f->last & 0xFFFF0000u) == CAS_E_HTTP_BASE || f->last == CAS_E_TIMEOUT ||
+             f->last == CAS_E_CONN_RESET || f->last == CAS_E_REDIRECT)
+        dl_set_fatal(j, f->last, cas_err_detail()); /* what the server did, said precisely */
     else
         dl_set_fatal(j, CAS_E_NO_LOCATION, "no location could serve the file");
     char detail[sizeof(j->fatal_detail) + CAS_PATH_MAX + 4];

@@ -125,12 +125,10 @@ static cas_hr xfer_map(CURLcode rc, int *hard)
     case CURLE_SSL_CRL_BADFILE:
         *hard = 1;
         return CAS_E_TLS;
-    case CURLE_UNSUPPORTED_PROTOCOL:
-        *hard = 1;
-        return CAS_E_ACCESSDENIED;
+    case CURLE_UNSUPPORTED_PROTOCOL: /* locations are http(s): only a redirect gets here */
     case CURLE_TOO_MANY_REDIRECTS:
         *hard = 1;
-        return CAS_E_HTTP_BASE + 310;
+        return CAS_E_REDIRECT;
     case CURLE_FILESIZE_EXCEEDED:
         return CAS_E_TOO_LARGE;
     case CURLE_OUT_OF_MEMORY:

@@ -64,6 +64,8 @@ static const struct cas_err_row cas_err_table[] = {
      "The TLS connection failed: certificate not trusted, wrong host, or handshake error."},
     {CAS_E_CONN_RESET, "ERROR_INTERNET_CONNECTION_RESET",
      "The connection with the server was reset or closed early."},
+    {CAS_E_REDIRECT, "ERROR_HTTP_REDIRECT_FAILED",
+     "The redirect failed: more than 5 redirects, or a redirect to a scheme that is not allowed."},
     {CAS_E_HTTP_404, "HTTP_E_STATUS_NOT_FOUND",
      "HTTP 404: the requested URL does not exist on the server."},
     {CAS_E_NO_NETWORK, "BG_E_NETWORK_DISCONNECTED", "No network connection is active."},

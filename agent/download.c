@@ -34,6 +34,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/rand.h>
 
+#include "agent/hasher.h"
 #include "common/fsutil.h"
 #include "common/guid.h"
 #include "common/hash.h"
@@ -41,6 +42,7 @@
 #include "common/log.h"
 #include "common/path.h"
 #include "common/sums.h"
+#include "common/timefmt.h"
 
 /* A listing line is at most 64 hex + 2 + CAS_PATH_MAX + 1 bytes; 64 MiB allows ~16k maximal
  * lines or far more ordinary ones, and bounds what a hostile DP can make us hold in memory. */
@@ -64,9 +66,7 @@ static void dl_on_signal(int sig)
 
 static double dl_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return cas_mono_now();
 }
 
 struct dl_location {
@@ -84,7 +84,7 @@ struct dl_xfer {
     struct dl_file *f;
     size_t loc;
     int fd;
-    struct cas_hash *hash;
+    struct cas_hasher_stream *hs;
     uint64_t resume_from; /* bytes already in the part file when this transfer started */
     uint64_t got;         /* bytes received by this transfer */
     int side_written;
@@ -118,13 +118,14 @@ struct dl_job {
     struct dl_location *locs;
     size_t n_locs;
     struct cas_transfer *t;
+    struct cas_hasher *hasher; /* hashes big files off this thread; NULL: all inline */
     char *staging;
     int content_fd, parts_fd;
     uint64_t live;    /* bytes of the content on disk or in flight */
     uint64_t fetched; /* bytes received in this job */
     uint64_t resumed; /* bytes reused from an earlier, interrupted job */
     uint64_t cap;     /* max_download_kbps in bytes per second; 0 unlimited */
-    size_t files_done, active;
+    size_t n_files, files_done, active;
     double t0, deadline, next_progress;
     cas_hr fatal; /* set when the job must end at once */
     char fatal_detail[1024];
@@ -429,27 +430,6 @@ static void dl_part_names(const struct dl_file *f, char *part, char *side, size_
     snprintf(side, size, "%06zu.json", f->index);
 }
 
-/* Hash `len` bytes of an open file from its start (to continue a resumed file's digest, or to
- * check a file an earlier job already placed). */
-static cas_hr dl_hash_prefix(int fd, struct cas_hash *h, uint64_t len)
-{
-    static __thread char buf[1 << 16];
-    uint64_t left = len;
-    off_t off = 0;
-    while (left > 0) {
-        ssize_t n = pread(fd, buf, left < sizeof(buf) ? (size_t)left : sizeof(buf), off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return cas_fail(CAS_E_IO, "reading a partial file: %s",
-                            n < 0 ? strerror(errno) : "shorter than expected");
-        cas_hash_update(h, buf, (size_t)n);
-        off += n;
-        left -= (uint64_t)n;
-    }
-    return CAS_OK;
-}
-
 /* Write the side record that lets the next job resume this part file. Not synced: losing it
  * only means starting the file again. */
 static void dl_write_side(struct dl_xfer *x)
@@ -518,6 +498,27 @@ done:
 
 /* ---- step 2: the files ---- */
 
+static void dl_progress(struct dl_job *j, size_t total, int final)
+{
+    double el = dl_now() - j->t0;
+    double rate = el > 0 ? (double)j->fetched / el : 0;
+    cas_log_info(CAS_LOG_DTS,
+                 "DTS job %s %s. Total Files: %zu, Transferred Files: %zu, Total Bytes: %llu, "
+                 "Transferred Bytes: %llu, elapsed %.3f s, %.1f KiB/s%s",
+                 j->request, final ? "state RetrievedData" : "progress", total, j->files_done,
+                 (unsigned long long)j->ad->size, (unsigned long long)j->live, el, rate / 1024,
+                 j->resumed ? ", resumed from an earlier job" : "");
+    if (isatty(STDERR_FILENO)) {
+        double pct = j->ad->size ? 100.0 * (double)j->live / (double)j->ad->size : 100.0;
+        double eta = rate > 0 ? (double)(j->ad->size - j->live) / rate : 0;
+        fprintf(stderr, "\r%s %5.1f%%  %llu/%llu bytes  %.1f MiB/s  ETA %.0f s  files %zu/%zu%s",
+                j->ad->content_id, pct, (unsigned long long)j->live,
+                (unsigned long long)j->ad->size, rate / 1048576.0, eta, j->files_done, total,
+                final ? "\n" : "  ");
+        fflush(stderr);
+    }
+}
+
 static cas_hr dl_on_response(void *ud, const struct cas_transfer_response *resp)
 {
     struct dl_xfer *x = ud;
@@ -533,13 +534,12 @@ static cas_hr dl_on_response(void *ud, const struct cas_transfer_response *resp)
                      "Resuming %s at byte %llu was refused (HTTP %ld); starting it "
                      "again",
                      x->url, (unsigned long long)x->resume_from, resp->status);
+        cas_hr hr = cas_hasher_stream_reset(x->hs); /* before the worker could read a hole */
+        if (hr != CAS_OK)
+            return hr;
         if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0)
             return cas_fail(cas_err_from_errno(errno), "restarting %s: %s", x->f->e->path,
                             strerror(errno));
-        cas_hash_free(x->hash);
-        x->hash = cas_hash_new(x->j->ad->alg);
-        if (!x->hash)
-            return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
         x->j->live -= x->resume_from;
         x->j->resumed -= x->resume_from;
         x->resume_from = 0;
@@ -565,7 +565,7 @@ static cas_hr dl_on_data(void *ud, const void *data, size_t len)
     cas_hr hr = cas_fs_write_all(x->fd, data, len, x->f->e->path);
     if (hr != CAS_OK)
         return hr;
-    cas_hash_update(x->hash, data, len);
+    cas_hasher_stream_wrote(x->hs, data, len);
     uint64_t before = x->resume_from + x->got;
     x->got += len;
     if ((before + len) / DL_WRITEBACK_EVERY != before / DL_WRITEBACK_EVERY) {
@@ -584,6 +584,16 @@ static cas_hr dl_on_data(void *ud, const void *data, size_t len)
         if (ahead > 0.001)
             nanosleep(&(struct timespec){(time_t)ahead, (long)((ahead - (time_t)ahead) * 1e9)},
                       NULL);
+        /* curl keeps calling back while the socket has data, so a throttled job can stay in
+         * here for seconds: the periodic duties of the job loop are done here as well. */
+        if (dl_now() >= j->next_progress) {
+            dl_progress(j, j->n_files, 0);
+            j->next_progress = dl_now() + DL_PROGRESS_EVERY_S;
+        }
+        if (dl_now() > j->deadline) {
+            dl_set_fatal(j, CAS_E_TIMEOUT, "the job took longer than transfer_deadline_minutes");
+            return cas_fail(CAS_E_CANCELLED, "the job's deadline passed");
+        }
     }
     if (!x->side_written && x->resume_from + x->got >= DL_SIDE_RECORD_AT && x->validator)
         dl_write_side(x);
@@ -594,9 +604,9 @@ static void dl_xfer_free(struct dl_xfer *x)
 {
     if (!x)
         return;
+    cas_hasher_stream_free(x->hs); /* first: the worker may still read the file */
     if (x->fd >= 0)
         close(x->fd);
-    cas_hash_free(x->hash);
     free(x->url);
     free(x->validator);
     free(x->if_range);
@@ -663,8 +673,7 @@ static cas_hr dl_start(struct dl_job *j, struct dl_file *f)
     x->loc = li;
     x->fd = -1;
     x->url = dl_url(j->locs[li].url, j->ad->content_id, f->e->path);
-    x->hash = cas_hash_new(j->ad->alg);
-    if (!x->url || !x->hash) {
+    if (!x->url) {
         dl_xfer_free(x);
         return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
     }
@@ -677,15 +686,18 @@ static cas_hr dl_start(struct dl_job *j, struct dl_file *f)
         dl_xfer_free(x);
         return hr;
     }
-    if (have && (have > j->ad->size - (j->live < j->ad->size ? j->live : j->ad->size) ||
-                 dl_hash_prefix(x->fd, x->hash, have) != CAS_OK)) {
+    if (have && have > j->ad->size - (j->live < j->ad->size ? j->live : j->ad->size)) {
         have = 0; /* unusable: start the file again */
         if (ftruncate(x->fd, 0) != 0) {
             dl_xfer_free(x);
             return cas_fail(CAS_E_IO, "truncating a partial file: %s", strerror(errno));
         }
-        cas_hash_free(x->hash);
-        x->hash = cas_hash_new(j->ad->alg);
+    }
+    /* What an earlier job kept is hashed in full along with the rest. */
+    x->hs = cas_hasher_stream_new(j->hasher, x->fd, j->ad->alg, have);
+    if (!x->hs) {
+        dl_xfer_free(x);
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
     }
     x->resume_from = have;
     j->live += have;
@@ -733,6 +745,11 @@ static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
     j->active--;
     f->x = NULL;
     dl_part_names(f, part, side, sizeof(part));
+    if (hr == CAS_OK && cas_hasher_stream_final(x->hs, hex) != CAS_OK) {
+        dl_set_fatal(j, CAS_E_IO, cas_err_detail());
+        dl_xfer_free(x);
+        return;
+    }
     /* No fsync per file: the commit syncs the filesystem once before anything is renamed. */
     if (close(x->fd) != 0 && hr == CAS_OK)
         hr = cas_fail(cas_err_from_errno(errno), "writing %s: %s", f->e->path, strerror(errno));
@@ -777,7 +794,6 @@ static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
         return;
     }
 
-    cas_hash_final_hex(x->hash, hex);
     uint64_t size = x->resume_from + x->got;
     unlinkat(j->parts_fd, side, 0);
     const char *leaf = NULL;
@@ -861,30 +877,10 @@ static int dl_already_placed(struct dl_job *j, struct dl_file *f)
     return ok;
 }
 
-static void dl_progress(struct dl_job *j, size_t total, int final)
-{
-    double el = dl_now() - j->t0;
-    double rate = el > 0 ? (double)j->fetched / el : 0;
-    cas_log_info(CAS_LOG_DTS,
-                 "DTS job %s %s. Total Files: %zu, Transferred Files: %zu, Total Bytes: %llu, "
-                 "Transferred Bytes: %llu, elapsed %.3f s, %.1f KiB/s%s",
-                 j->request, final ? "state RetrievedData" : "progress", total, j->files_done,
-                 (unsigned long long)j->ad->size, (unsigned long long)j->live, el, rate / 1024,
-                 j->resumed ? ", resumed from an earlier job" : "");
-    if (isatty(STDERR_FILENO)) {
-        double pct = j->ad->size ? 100.0 * (double)j->live / (double)j->ad->size : 100.0;
-        double eta = rate > 0 ? (double)(j->ad->size - j->live) / rate : 0;
-        fprintf(stderr, "\r%s %5.1f%%  %llu/%llu bytes  %.1f MiB/s  ETA %.0f s  files %zu/%zu%s",
-                j->ad->content_id, pct, (unsigned long long)j->live,
-                (unsigned long long)j->ad->size, rate / 1048576.0, eta, j->files_done, total,
-                final ? "\n" : "  ");
-        fflush(stderr);
-    }
-}
-
 static cas_hr dl_fetch_files(struct dl_job *j, const struct cas_sums *sums, struct dl_file *files)
 {
     size_t n = sums->count, done = 0;
+    j->n_files = n;
     long maxp = j->a->cfg.max_parallel_transfers > 0 ? j->a->cfg.max_parallel_transfers : 1;
 
     cas_log_info(CAS_LOG_DTS, "DTS job %s state DownloadingData: %zu file(s), at most %llu bytes",
@@ -898,6 +894,8 @@ static cas_hr dl_fetch_files(struct dl_job *j, const struct cas_sums *sums, stru
         }
     }
     j->next_progress = dl_now() + DL_PROGRESS_EVERY_S;
+    /* Without a worker every file is hashed inline: slower for big files, never wrong. */
+    j->hasher = cas_hasher_new();
     for (;;) {
         done = 0;
         for (size_t i = 0; i < n; i++)
@@ -959,8 +957,12 @@ static cas_hr dl_fetch_files(struct dl_job *j, const struct cas_sums *sums, stru
             dl_xfer_free(x);
         }
         j->active = 0;
+        cas_hasher_free(j->hasher);
+        j->hasher = NULL;
         return cas_fail(j->fatal, "%s", j->fatal_detail);
     }
+    cas_hasher_free(j->hasher);
+    j->hasher = NULL;
     dl_progress(j, n, 1);
     return CAS_OK;
 }

@@ -19,6 +19,22 @@ time_t cas_clock_now(void)
     return cas_clock_override ? cas_clock_override() : time(NULL);
 }
 
+static cas_mono_fn cas_mono_override;
+
+void cas_mono_set(cas_mono_fn fn)
+{
+    cas_mono_override = fn;
+}
+
+double cas_mono_now(void)
+{
+    if (cas_mono_override)
+        return cas_mono_override();
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 /* Reads exactly n decimal digits at *p, advancing it; -1 if any is not a digit. */
 static int cas_time_digits(const char **p, int n)
 {

@@ -12,6 +12,12 @@ typedef time_t (*cas_clock_fn)(void);
 void cas_clock_set(cas_clock_fn fn);
 time_t cas_clock_now(void);
 
+/* Monotonic seconds, for durations, deadlines and backoff. Tests replace it with cas_mono_set()
+ * to make a long job's deadline pass at once; NULL restores CLOCK_MONOTONIC. */
+typedef double (*cas_mono_fn)(void);
+void cas_mono_set(cas_mono_fn fn);
+double cas_mono_now(void);
+
 /* Parse "YYYY-MM-DDTHH:MM:SSZ" or "...SS+HH:MM" / "-HH:MM" (optional ".fraction" is ignored)
  * into UTC seconds. CAS_E_INVALID_DATA if malformed or out of range (year 1970..9999). */
 cas_hr cas_time_parse(const char *text, time_t *out);

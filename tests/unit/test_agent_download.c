@@ -17,6 +17,7 @@
 #include "common/hash.h"
 #include "common/log.h"
 #include "common/sums.h"
+#include "common/timefmt.h"
 
 /* A distribution point in memory: URL suffix -> body. "dead" locations refuse connections. */
 struct fake_obj {
@@ -44,9 +45,17 @@ struct fake {
     char requests[64][256];
     size_t n_requests;
     uint64_t bytes_delivered;
+    double clock_step;         /* seconds the monotonic clock moves on at each request */
     struct fake_done done[64]; /* completions not yet reported by wait() */
     size_t n_done;
 };
+
+static double fake_mono = 1000.0;
+
+static double fake_mono_now(void)
+{
+    return fake_mono;
+}
 
 /* Serve one request synchronously, as a server would over time. */
 static cas_hr fake_serve(struct fake *f, const struct cas_transfer_request *req,
@@ -55,6 +64,7 @@ static cas_hr fake_serve(struct fake *f, const struct cas_transfer_request *req,
     memset(res, 0, sizeof(*res));
     res->retry_after = -1;
     snprintf(f->requests[f->n_requests++ % 64], 256, "%s", req->url);
+    fake_mono += f->clock_step;
     for (size_t i = 0; i < 3; i++) {
         struct fake_loc *l = &f->locs[i];
         size_t bl = l->base ? strlen(l->base) : 0;
@@ -307,6 +317,24 @@ static void test_all_dead_is_no_location(void **state)
     assert_false(cached(e));
 }
 
+/* transfer_deadline_minutes bounds the job: here every request takes two (fake) minutes, so the
+ * one-minute deadline passes while the first file is in flight and the job ends at once. */
+static void test_deadline_ends_the_job(void **state)
+{
+    struct env *e = *state;
+    good_objs(e, e->fake.locs[0].objs);
+    e->agent.cfg.transfer_deadline_minutes = 1;
+    e->agent.cfg.max_parallel_transfers = 1;
+    e->fake.clock_step = 120.0;
+    cas_mono_set(fake_mono_now);
+    cas_hr hr = cas_download_content(&e->agent, &e->ad, "System");
+    cas_mono_set(NULL);
+    assert_int_equal(hr, CAS_E_TIMEOUT);
+    assert_non_null(strstr(cas_err_detail(), "transfer_deadline_minutes"));
+    assert_false(cached(e));
+    assert_true(e->fake.n_requests <= 2); /* the listing, and at most the file in flight */
+}
+
 static void test_context_sid(void **state)
 {
     (void)state;
@@ -328,6 +356,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_file_first_location_good_second, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_file_everywhere_is_hash_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_endless_file_is_cut_at_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadline_ends_the_job, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_everywhere_is_404, setup, teardown),
         cmocka_unit_test_setup_teardown(test_all_dead_is_no_location, setup, teardown),
         cmocka_unit_test(test_context_sid),

@@ -514,7 +514,7 @@ dp_start()
             echo "  default_type application/octet-stream;"
             echo "  server {"
             if [[ -n $cert ]]; then
-                echo "    listen 127.0.0.1:$port ssl;"
+                echo "    listen 127.0.0.1:$port ssl http2;"
                 echo "    ssl_certificate $cert;"
                 echo "    ssl_certificate_key $key;"
                 if [[ -n $client_ca ]]; then

@@ -139,6 +139,31 @@ assert_exit 1 agent execute CEN20015
 assert_error 0x87D01107
 assert_not_cached CEN00015.1
 
+echo "# tls_pinned_public_key: another key's pin is refused as a TLS failure, the DP's own accepted"
+pin_of() { openssl x509 -in "$1" -pubkey -noout | openssl pkey -pubin -outform der |
+    openssl dgst -sha256 -binary | base64; }
+write_config ca_file="\"$TLS/ca.pem\"" tls_pinned_public_key="\"sha256//$(pin_of "$TLS/other.pem")\""
+assert_exit 1 agent execute CEN20015
+assert_error 0x87D01107
+assert_eq 0 "$(proof_runs CEN20015)" "the program did not run with the wrong pin"
+assert_not_cached CEN00015.1
+grep -F "Location $HTTPS failed for the sums listing of content CEN00015.1: error 0x80072F8F" \
+    "$LOGS/ContentTransferManager.log" >/dev/null ||
+    fail "a pin mismatch is a TLS failure" "$(_lib_tail "$LOGS/ContentTransferManager.log")"
+ok "a pin mismatch is a TLS failure"
+write_config ca_file="\"$TLS/ca.pem\"" tls_pinned_public_key="\"sha256//$(pin_of "$TLS/dp.pem")\""
+assert_exit 0 agent execute CEN20015
+assert_eq 1 "$(proof_runs CEN20015)" "the program ran with the DP's pin"
+assert_download_succeeded CEN00015.1
+
+echo "# HTTP/2: nginx offers it over TLS and every request of the agent used it"
+log=$(dp_access_log "$HTTPS")
+n_all=$(grep -c '"GET ' "$log")
+n_h2=$(grep -c '"GET [^ ]* HTTP/2.0"' "$log")
+[[ $n_all -gt 0 && $n_all -eq $n_h2 ]] ||
+    fail "every request to the https DP was HTTP/2" "$n_h2 of $n_all: $(tail -3 "$log")"
+ok "every request to the https DP was HTTP/2 ($n_h2 of $n_all)"
+
 assert_no_partial
 assert_cmtrace_logs
 done_testing

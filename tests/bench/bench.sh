@@ -531,4 +531,18 @@ if [[ -n $PROFILE ]]; then
             sed -n '/file:function/,/^$/p' | sed -n '3,22p'
     fi
     empty_cache
+    sync
+    # The CPU profiles miss time spent waiting in the kernel; strace's wall-clock summary shows
+    # it (the commit's syncfs above all). Threads are summed, so overlapping calls add up.
+    if command -v strace >/dev/null; then
+        echo "== profile: wall time in system calls (strace -f -c -w), agent download of $C_BIG =="
+        strace -f -c -w -o "$T/strace.txt" \
+            -e trace=syncfs,fsync,fdatasync,sync_file_range,write,pwrite64,pread64,read,recvfrom,renameat,renameat2,poll,ppoll,epoll_wait \
+            "$CAS_AGENT" --config "$CFG" download "$C_BIG" >"$RUN_OUT" 2>"$RUN_ERR" ||
+            die "the agent failed under strace: $(tail -n 5 "$RUN_ERR")"
+        head -n 20 "$T/strace.txt"
+    else
+        echo "(strace is not installed: no system-call wall times; apt-get install strace)"
+    fi
+    empty_cache
 fi

@@ -42,9 +42,11 @@ ok "no progress bar on a pipe"
 line=$(log_find "$DTS" "^DTS job $GUID_RE created for content CEN00031\\.1 \\(CTM job $GUID_RE\\)\$")
 [[ -n $line ]] || fail "DataTransferService.log has the job's creation" "$(log_texts "$DTS" | head)"
 ok "DataTransferService.log: $line"
-J=$(sed 's/^DTS job \({[^}]*}\).*/\1/' <<<"$line")
+[[ $line =~ ^DTS\ job\ (\{[^}]*\}).*\(CTM\ job\ (.*)\)$ ]]
+J=${BASH_REMATCH[1]}
+CTM=${BASH_REMATCH[2]}
 assert_log_order "$DTS" \
-    "DTS job $J created for content CEN00031.1 (CTM job $(sed 's/.*(CTM job \(.*\))$/\1/' <<<"$line"))" \
+    "DTS job $J created for content CEN00031.1 (CTM job $CTM)" \
     "DTS job $J state DownloadingManifest for content CEN00031.1" \
     "DTS job $J state RetrievedManifest: $NFILES file(s)" \
     "DTS job $J state DownloadingData: $NFILES file(s), at most $SIZE bytes" \
@@ -52,14 +54,16 @@ assert_log_order "$DTS" \
 num='[0-9]+'
 prog=$(log_find "$DTS" "^DTS job $J progress\\. Total Files: $NFILES, Transferred Files: $num, Total Bytes: $SIZE, Transferred Bytes: $num, elapsed [0-9]+\\.[0-9]{3} s, [0-9]+\\.[0-9] KiB/s\$")
 [[ -n $prog ]] || fail "a periodic progress line while the job ran" "$(log_texts "$DTS" | grep -F "$J")"
-got=$(sed 's/.*Transferred Bytes: \([0-9]*\),.*/\1/' <<<"$prog")
+[[ $prog =~ Transferred\ Bytes:\ ([0-9]+), ]]
+got=${BASH_REMATCH[1]}
 ((got > 0 && got < SIZE)) || fail "the periodic line counts part of the bytes" "$prog"
 ok "a periodic progress line: $prog"
 end=$(log_find "$DTS" "^DTS job $J state RetrievedData\\. Total Files: $NFILES, Transferred Files: $NFILES, Total Bytes: $SIZE, Transferred Bytes: $SIZE, elapsed [0-9]+\\.[0-9]{3} s, [0-9]+\\.[0-9] KiB/s\$")
 [[ -n $end ]] || fail "the end line counts every file and byte" "$(log_texts "$DTS" | grep -F "$J")"
 ok "the end line: $end"
-el=$(sed 's/.*elapsed \([0-9]*\)\.[0-9]* s.*/\1/' <<<"$end")
-rate=$(sed 's/.* \([0-9]*\)\.[0-9] KiB\/s$/\1/' <<<"$end")
+[[ $end =~ elapsed\ ([0-9]+)\.[0-9]+\ s,\ ([0-9]+)\.[0-9]\ KiB/s$ ]]
+el=${BASH_REMATCH[1]}
+rate=${BASH_REMATCH[2]}
 ((el >= 5 && el <= 9)) || fail "elapsed time of a ~6.5 s throttled job" "$end"
 ((rate >= 50 && rate <= 66)) || fail "rate of a job capped at 62.5 KiB/s" "$end"
 ok "elapsed ${el} s and ${rate} KiB/s agree with the cap"

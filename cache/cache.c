@@ -2,7 +2,7 @@
  * than an fsync per file for many-file packages, same guarantee), then C.sums is written and
  * synced in staging, then under the cache lock C/ is renamed into place, then C.sums, then the
  * cache folder is synced. C.sums is the commit marker: an entry without it is an orphan. */
-#include "cache/cache.h"
+#include "cache/cache_internal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -18,20 +18,7 @@
 
 #include "common/fsutil.h"
 #include "common/path.h"
-
-#define CACHE_PARTIAL ".partial"
-#define CACHE_LOCK    ".lock"
-
-struct cache_stage_lock {
-    char *staging;
-    int fd;
-};
-
-struct cache {
-    char *dir;
-    int dirfd;
-    struct cache_stage_lock locks[8]; /* staging folders this process holds */
-};
+#include "common/timefmt.h"
 
 static void cache_stage_release(struct cache *c, const char *staging);
 
@@ -42,7 +29,7 @@ const char *cache_dir(const struct cache *c)
 
 /* A cache-wide lock for the short steps that change which entries exist (commit, delete, orphan
  * removal). Downloads and hashing run without it. The kernel drops it if the process dies. */
-static int cache_lock(struct cache *c)
+int cache_lock(struct cache *c)
 {
     int fd = openat(c->dirfd, CACHE_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
@@ -56,7 +43,7 @@ static int cache_lock(struct cache *c)
     return fd;
 }
 
-static void cache_unlock(int fd)
+void cache_unlock(int fd)
 {
     if (fd >= 0)
         close(fd);
@@ -104,6 +91,38 @@ static void cache_remove_stale_staging(struct cache *c)
         cas_fs_remove_tree_at(dirfd(d), de->d_name);
     }
     closedir(d);
+}
+
+int cache_clean_staging(struct cache *c)
+{
+    int removed = 0;
+    int pfd = openat(c->dirfd, CACHE_PARTIAL, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (pfd < 0)
+        return 0;
+    DIR *d = fdopendir(pfd);
+    if (!d) {
+        close(pfd);
+        return 0;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char lock[NAME_MAX + 8];
+        if (!cas_id_is_content(de->d_name))
+            continue;
+        snprintf(lock, sizeof(lock), "%s.lock", de->d_name);
+        int lfd = openat(dirfd(d), lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+            if (lfd >= 0)
+                close(lfd);
+            continue; /* a download is running */
+        }
+        if (cas_fs_remove_tree_at(dirfd(d), de->d_name) == CAS_OK)
+            removed++;
+        unlinkat(dirfd(d), lock, 0);
+        close(lfd);
+    }
+    closedir(d);
+    return removed;
 }
 
 /* C/ without C.sums: a commit interrupted between its two renames, or a delete interrupted. */
@@ -159,6 +178,11 @@ cas_hr cache_open(const char *dir, struct cache **out)
     }
     cache_remove_stale_staging(c);
     cache_remove_orphans(c);
+    /* Checked at every start, so a lost or damaged index is rebuilt (and said) before use. */
+    struct cache_meta *m = NULL;
+    size_t nm = 0;
+    if (cache_index_load(c, 1, &m, &nm) == CAS_OK)
+        free(m);
     cache_unlock(lfd);
     *out = c;
     return CAS_OK;
@@ -181,7 +205,7 @@ void cache_close(struct cache *c)
     free(c);
 }
 
-static cas_hr cache_check_id(const char *content_id)
+cas_hr cache_check_id(const char *content_id)
 {
     if (!content_id || !cas_id_is_content(content_id))
         return cas_fail(CAS_E_INVALIDARG, "'%s' is not a content id (PACKAGE.VERSION)",
@@ -360,6 +384,22 @@ static cas_hr cache_check_files(const char *folder, const struct cas_sums *diges
     return hr;
 }
 
+/* A new entry: used and verified now; its persist flag survives a replacement. */
+static void cache_index_committed(struct cache *c, const char *content_id)
+{
+    struct cache_meta *m = NULL;
+    size_t n = 0;
+    time_t now = cas_clock_now();
+    if (cache_index_load(c, 0, &m, &n) != CAS_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(m[i].content_id, content_id))
+            m[i].last_used = m[i].verified = now;
+    }
+    cache_index_store(c, m, n);
+    free(m);
+}
+
 cas_hr cache_commit(struct cache *c, const char *staging, const char *content_id,
                     enum cas_hash_alg alg, const char *expected_hex, const char *exec_path,
                     const struct cas_sums *digests, char *actual_hex)
@@ -369,7 +409,7 @@ cas_hr cache_commit(struct cache *c, const char *staging, const char *content_id
     char *content = NULL, *staged_sums = NULL, *listing = NULL;
     char *final_content = NULL, *final_sums = NULL;
     size_t listing_len = 0;
-    int lfd = -1;
+    int lfd = -1, ufd = -1;
 
     hr = cache_check_id(content_id);
     if (hr != CAS_OK)
@@ -412,6 +452,16 @@ cas_hr cache_commit(struct cache *c, const char *staging, const char *content_id
     if (hr != CAS_OK)
         goto cleanup;
 
+    /* An older entry of the same content is replaced only if nobody uses it. */
+    ufd = cache_use_lock_excl(c, content_id);
+    if (ufd < 0) {
+        hr = errno == EWOULDBLOCK
+                 ? cas_fail(CAS_E_CACHE_IN_USE,
+                            "content %s is in use: its entry cannot be replaced now", content_id)
+                 : cas_fail(cas_err_from_errno(errno), "locking content %s: %s", content_id,
+                            strerror(errno));
+        goto cleanup;
+    }
     lfd = cache_lock(c);
     if (lfd < 0) {
         hr = cas_fail(cas_err_from_errno(errno), "locking cache: %s", strerror(errno));
@@ -436,8 +486,12 @@ cas_hr cache_commit(struct cache *c, const char *staging, const char *content_id
         goto cleanup;
     }
     hr = cas_fs_sync_dir(c->dir);
+    if (hr == CAS_OK)
+        cache_index_committed(c, content_id);
 cleanup:
     cache_unlock(lfd);
+    if (ufd >= 0)
+        close(ufd);
     cas_fs_remove_tree(staging);
     cache_stage_release(c, staging);
     cas_sums_free(&sums);
@@ -461,6 +515,39 @@ int cache_has(struct cache *c, const char *content_id)
     if (fstatat(c->dirfd, content_id, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode))
         return 0;
     return 1;
+}
+
+cas_hr cache_recorded_hash(struct cache *c, const char *content_id, enum cas_hash_alg *alg,
+                           char *hex)
+{
+    char *path = NULL, *buf = NULL;
+    size_t len = 0;
+    cas_hr hr = cache_check_id(content_id);
+    if (hr != CAS_OK)
+        return hr;
+    if (!cache_has(c, content_id))
+        return cas_fail(CAS_E_CONTENT_NOT_FOUND, "content %s is not in the cache", content_id);
+    if (asprintf(&path, "%s/%s.sums", c->dir, content_id) < 0)
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    hr = cas_fs_read_file(path, 256u * 1024u * 1024u, &buf, &len);
+    if (hr == CAS_OK) {
+        /* The first line's digest length names the algorithm: 64 sha256, 40 sha1. */
+        const char *sp = memchr(buf, ' ', len);
+        size_t w = sp ? (size_t)(sp - buf) : 0;
+        if (w == cas_hash_hexlen(CAS_HASH_SHA256))
+            *alg = CAS_HASH_SHA256;
+        else if (w == cas_hash_hexlen(CAS_HASH_SHA1))
+            *alg = CAS_HASH_SHA1;
+        else if (len > 0)
+            hr = cas_fail(CAS_E_INVALID_DATA, "%s is not a sums listing", path);
+        else
+            *alg = CAS_HASH_SHA256; /* an empty package */
+        if (hr == CAS_OK)
+            cas_hash_buf_hex(*alg, buf, len, hex);
+    }
+    free(buf);
+    free(path);
+    return hr;
 }
 
 char *cache_content_path(const struct cache *c, const char *content_id)
@@ -550,15 +637,25 @@ cas_hr cache_verify(struct cache *c, const char *content_id, enum cas_hash_alg a
     return hr;
 }
 
-cas_hr cache_delete(struct cache *c, const char *content_id)
+/* Drop C's record from the index, so a later entry of the same id starts afresh. */
+static void cache_index_forget(struct cache *c, const char *content_id)
+{
+    struct cache_meta *m = NULL;
+    size_t n = 0, k = 0;
+    if (cache_index_load(c, 0, &m, &n) != CAS_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(m[i].content_id, content_id) != 0)
+            m[k++] = m[i];
+    }
+    cache_index_store(c, m, k);
+    free(m);
+}
+
+cas_hr cache_remove_entry_locked(struct cache *c, const char *content_id)
 {
     char sums[NAME_MAX + 8];
-    cas_hr hr = cache_check_id(content_id);
-    if (hr != CAS_OK)
-        return hr;
-    int lfd = cache_lock(c);
-    if (lfd < 0)
-        return cas_fail(cas_err_from_errno(errno), "locking cache: %s", strerror(errno));
+    cas_hr hr = CAS_OK;
     snprintf(sums, sizeof(sums), "%s.sums", content_id);
     if (unlinkat(c->dirfd, sums, 0) != 0 && errno != ENOENT)
         hr = cas_fail(cas_err_from_errno(errno), "removing %s: %s", sums, strerror(errno));
@@ -566,7 +663,35 @@ cas_hr cache_delete(struct cache *c, const char *content_id)
         hr = cas_fs_remove_tree_at(c->dirfd, content_id);
     if (hr == CAS_OK)
         hr = cas_fs_sync_dir(c->dir);
+    if (hr == CAS_OK)
+        cache_index_forget(c, content_id);
+    return hr;
+}
+
+cas_hr cache_delete(struct cache *c, const char *content_id)
+{
+    cas_hr hr = cache_check_id(content_id);
+    if (hr != CAS_OK)
+        return hr;
+    int ufd = cache_use_lock_excl(c, content_id);
+    if (ufd < 0) {
+        if (errno == EWOULDBLOCK)
+            return cas_fail(CAS_E_CACHE_IN_USE,
+                            "content %s is in use by a running program, verification or download",
+                            content_id);
+        return cas_fail(cas_err_from_errno(errno), "locking content %s: %s", content_id,
+                        strerror(errno));
+    }
+    int lfd = cache_lock(c);
+    if (lfd < 0) {
+        hr = cas_fail(cas_err_from_errno(errno), "locking cache: %s", strerror(errno));
+    } else if (!cache_has(c, content_id)) {
+        hr = cas_fail(CAS_E_CONTENT_NOT_FOUND, "content %s is not in the cache", content_id);
+    } else {
+        hr = cache_remove_entry_locked(c, content_id);
+    }
     cache_unlock(lfd);
+    close(ufd);
     return hr;
 }
 
@@ -648,6 +773,25 @@ cas_hr cache_list(struct cache *c, struct cache_entry_info **out, size_t *count)
     closedir(d);
     if (n > 1)
         qsort(items, n, sizeof(*items), cache_info_cmp);
+    struct cache_meta *m = NULL;
+    size_t nm = 0;
+    int lfd = cache_lock(c);
+    if (cache_index_load(c, lfd >= 0, &m, &nm) == CAS_OK) {
+        for (size_t i = 0, k = 0; i < n; i++) {
+            items[i].last_used = items[i].verified = items[i].modified;
+            while (k < nm && strcmp(m[k].content_id, items[i].content_id) < 0)
+                k++;
+            if (k < nm && !strcmp(m[k].content_id, items[i].content_id)) {
+                items[i].last_used = m[k].last_used;
+                items[i].verified = m[k].verified;
+                items[i].persist = m[k].persist;
+            }
+        }
+    }
+    cache_unlock(lfd);
+    free(m);
+    for (size_t i = 0; i < n; i++)
+        items[i].in_use = cache_in_use(c, items[i].content_id);
     *out = items;
     *count = n;
     return CAS_OK;

@@ -60,20 +60,65 @@ int cache_has(struct cache *c, const char *content_id);
 cas_hr cache_verify(struct cache *c, const char *content_id, enum cas_hash_alg alg,
                     const char *expected_hex, char *actual_hex, char **changed);
 
+/* The hash of the entry's own listing C.sums (its package hash as committed), and the algorithm
+ * its lines use: what `cache verify` checks against when no applied policy advertises C. */
+cas_hr cache_recorded_hash(struct cache *c, const char *content_id, enum cas_hash_alg *alg,
+                           char *hex);
+
 /* Path of the entry's content folder (malloc'd). */
 char *cache_content_path(const struct cache *c, const char *content_id);
 
-/* Remove an entry: C.sums first (so it stops existing), then C/. */
+/* Remove an entry: C.sums first (so it stops existing), then C/. CAS_E_CONTENT_NOT_FOUND if
+ * there is none; CAS_E_CACHE_IN_USE (nothing removed) while any process holds it. */
 cas_hr cache_delete(struct cache *c, const char *content_id);
+
+/* In use: a shared hold on C (which need not be committed yet) for as long as a program runs
+ * from it or it is verified; removal and replacement of a held entry are refused. Released by
+ * cache_release or by the process ending. A process must release its own hold before it
+ * deletes or replaces the entry. */
+struct cache_hold;
+cas_hr cache_hold(struct cache *c, const char *content_id, struct cache_hold **out);
+void cache_release(struct cache_hold *h);
+/* 1 if some process holds C now. */
+int cache_in_use(struct cache *c, const char *content_id);
+
+/* Record a use of entry C in the index: last used = now; `verified` also sets the verification
+ * time; persist 0/1 sets the persist flag, -1 keeps it. CAS_E_CONTENT_NOT_FOUND if absent. */
+cas_hr cache_touch(struct cache *c, const char *content_id, time_t now, int persist, int verified);
 
 struct cache_entry_info {
     char content_id[32];
     uint64_t size; /* bytes of the files */
     size_t files;
-    time_t modified; /* when it was committed */
+    time_t modified;  /* when it was committed */
+    time_t last_used; /* from the index; the commit time when unknown */
+    time_t verified;  /* last verified from disk (commit, execute, cache verify) */
+    int persist;      /* never removed automatically */
+    int in_use;       /* held by a process right now */
 };
 
-/* List committed entries, sorted by content id. *out is malloc'd. */
+/* List committed entries, sorted by content id. *out is malloc'd. A missing or damaged index is
+ * rebuilt here (with a warning in CAS.log). */
 cas_hr cache_list(struct cache *c, struct cache_entry_info **out, size_t *count);
+
+/* Room for new content. The cache holds at most max_bytes of entry files; content needing
+ * `need` bytes gets room by removing entries that are not persistent, not in use and last used
+ * at least retention_minutes before `now`, least recently used first. `for_content`'s own entry
+ * (being replaced) does not count. CAS_E_CACHE_TOO_SMALL if need > max_bytes;
+ * CAS_E_CACHE_FULL, removing nothing, if the removable entries are not enough. Each removal and
+ * each refusal is explained in CAS.log. */
+struct cache_limits {
+    uint64_t max_bytes;
+    long retention_minutes;
+    time_t now;
+};
+cas_hr cache_make_room(struct cache *c, const char *for_content, uint64_t need,
+                       const struct cache_limits *limits);
+
+/* Remove what may be removed without waiting for a need: entries that are not persistent, not
+ * in use and older than the retention time, staging folders nobody holds, orphans. Counts what
+ * it removed (either may be NULL). */
+cas_hr cache_clean(struct cache *c, const struct cache_limits *limits, size_t *entries_removed,
+                   uint64_t *bytes_removed);
 
 #endif

@@ -33,6 +33,7 @@ int cas_cmd_policy(struct cas_agent *a, int argc, char **argv);
 int cas_cmd_download(struct cas_agent *a, int argc, char **argv);
 int cas_cmd_execute(struct cas_agent *a, int argc, char **argv);
 int cas_cmd_cache(struct cas_agent *a, int argc, char **argv);
+int cas_cmd_status(struct cas_agent *a, int argc, char **argv);
 int cas_cmd_errinfo(int argc, char **argv);
 
 #endif

@@ -35,6 +35,7 @@ static cas_hr execute_advert(struct cas_agent *a, const struct cas_advert *ad)
     const struct cas_program *prog = &ad->program;
     char sid[64], detail[1024];
     char *path = NULL, *content = NULL, **argv = NULL;
+    struct cache_hold *hold = NULL;
     int code = -1;
     cas_hr hr;
 
@@ -56,7 +57,8 @@ static cas_hr execute_advert(struct cas_agent *a, const struct cas_advert *ad)
         return hr;
     cas_log_info(CAS_LOG_EXECMGR, "Requesting content from CAS for package %s version %llu",
                  ad->package, (unsigned long long)ad->version);
-    hr = cas_download_content(a, ad, sid);
+    /* Held until the program ends: nobody removes or replaces the content under it. */
+    hr = cas_download_content_held(a, ad, sid, &hold);
     if (hr != CAS_OK) {
         snprintf(detail, sizeof(detail), "%s", cas_err_detail());
         cas_log_error(CAS_LOG_EXECMGR, "Content %s is not available for program %s, error 0x%08X",
@@ -119,6 +121,7 @@ static cas_hr execute_advert(struct cas_agent *a, const struct cas_advert *ad)
                      prog->command, code);
     }
 cleanup:
+    cache_release(hold);
     free(argv);
     free(path);
     free(content);

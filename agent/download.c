@@ -1134,38 +1134,95 @@ cleanup:
     return hr;
 }
 
+/* The entry of ad's content, verified from disk now; held when `hold` is given (so it cannot be
+ * removed or replaced until released). CAS_E_HASH_MISMATCH is logged with the file that
+ * changed. */
+static cas_hr dl_verify_cached(struct cache *cache, const struct cas_advert *ad,
+                               struct cache_hold **hold)
+{
+    char actual[CAS_HASH_MAX_HEX + 1], exp_up[CAS_HASH_MAX_HEX + 1], act_up[CAS_HASH_MAX_HEX + 1];
+    char *changed = NULL;
+    cas_hr hr = hold ? cache_hold(cache, ad->content_id, hold) : CAS_OK;
+    if (hr != CAS_OK)
+        return hr;
+    hr = cache_verify(cache, ad->content_id, ad->alg, ad->hash, actual, &changed);
+    if (hr == CAS_OK) {
+        cache_touch(cache, ad->content_id, cas_clock_now(), ad->persist, 1);
+        return CAS_OK;
+    }
+    if (hold) {
+        cache_release(*hold);
+        *hold = NULL;
+    }
+    if (hr != CAS_E_HASH_MISMATCH)
+        return hr;
+    cas_hex_upper(ad->hash, exp_up);
+    cas_hex_upper(actual, act_up);
+    cas_log_error(CAS_LOG_CAS,
+                  "Content %s in the cache does not match its hash, error 0x%08X: expected %s, "
+                  "actual %s; %s",
+                  ad->content_id, CAS_E_HASH_MISMATCH, exp_up, act_up,
+                  changed ? changed : "cannot tell which file");
+    hr = cas_fail(CAS_E_HASH_MISMATCH, "content %s in the cache changed after it was verified: %s",
+                  ad->content_id, changed ? changed : "cannot tell which file");
+    free(changed);
+    return hr;
+}
+
+static cas_hr dl_fetch(struct cas_agent *a, struct cache *cache, const struct cas_advert *ad,
+                       const char *context);
+
 cas_hr cas_download_content(struct cas_agent *a, const struct cas_advert *ad, const char *context)
 {
+    return cas_download_content_held(a, ad, context, NULL);
+}
+
+cas_hr cas_download_content_held(struct cas_agent *a, const struct cas_advert *ad,
+                                 const char *context, struct cache_hold **hold)
+{
     struct cache *cache = NULL;
-    struct dl_job j = {.a = a, .ad = ad, .context = context, .content_fd = -1, .parts_fd = -1};
-    char job[CAS_GUID_LEN + 1], actual[CAS_HASH_MAX_HEX + 1];
-    char *changed = NULL;
-    int keep = 0;
-    struct sigaction sa = {0}, old_int, old_term;
     cas_hr hr = cas_agent_cache(a, &cache);
+    if (hold)
+        *hold = NULL;
     if (hr != CAS_OK)
         return hr;
 
-    /* Already here: verified again from disk, never trusted because it is present. */
+    /* Already here: verified again from disk, never trusted because it is present. A changed
+     * entry is removed and downloaded afresh, once. */
     if (cache_has(cache, ad->content_id)) {
-        hr = cache_verify(cache, ad->content_id, ad->alg, ad->hash, actual, &changed);
+        hr = dl_verify_cached(cache, ad, hold);
         if (hr == CAS_OK) {
             cas_log_info(CAS_LOG_CAS, "Content %s is already in the cache and verified",
                          ad->content_id);
             return CAS_OK;
         }
-        char exp_up[CAS_HASH_MAX_HEX + 1], act_up[CAS_HASH_MAX_HEX + 1];
-        cas_hex_upper(ad->hash, exp_up);
-        cas_hex_upper(actual, act_up);
-        cas_log_warn(CAS_LOG_CAS,
-                     "Content %s in the cache does not match its hash (expected %s, actual %s; "
-                     "%s): removing it and downloading it again",
-                     ad->content_id, exp_up, act_up, changed ? changed : "cannot tell which file");
-        free(changed);
+        if (hr != CAS_E_HASH_MISMATCH)
+            return hr;
+        cas_log_warn(CAS_LOG_CAS, "Removing content %s from the cache and downloading it again",
+                     ad->content_id);
         hr = cache_delete(cache, ad->content_id);
-        if (hr != CAS_OK)
+        if (hr != CAS_OK && hr != CAS_E_CONTENT_NOT_FOUND)
             return hr;
     }
+    hr = dl_fetch(a, cache, ad, context);
+    if (hr != CAS_OK)
+        return hr;
+    if (!hold) {
+        cache_touch(cache, ad->content_id, cas_clock_now(), ad->persist, 1);
+        return CAS_OK;
+    }
+    /* To run from it: hold it, and hash it from disk once more right before the program starts. */
+    return dl_verify_cached(cache, ad, hold);
+}
+
+static cas_hr dl_fetch(struct cas_agent *a, struct cache *cache, const struct cas_advert *ad,
+                       const char *context)
+{
+    struct dl_job j = {.a = a, .ad = ad, .context = context, .content_fd = -1, .parts_fd = -1};
+    char job[CAS_GUID_LEN + 1];
+    int keep = 0;
+    struct sigaction sa = {0}, old_int, old_term;
+    cas_hr hr;
 
     j.locs = calloc(ad->n_locations, sizeof(*j.locs));
     if (!j.locs)
@@ -1201,6 +1258,17 @@ cas_hr cas_download_content(struct cas_agent *a, const struct cas_advert *ad, co
     cas_log_info(CAS_LOG_CAS, "Download started for content %s", ad->content_id);
     cas_log_info(CAS_LOG_DTS, "DTS job %s created for content %s (CTM job %s)", j.request,
                  ad->content_id, job);
+
+    struct cache_limits limits = {(uint64_t)a->cfg.cache_size_mb * 1024u * 1024u,
+                                  a->cfg.cache_min_retention_minutes, cas_clock_now()};
+    hr = cache_make_room(cache, ad->content_id, ad->size, &limits);
+    if (hr != CAS_OK) {
+        char detail[1024];
+        snprintf(detail, sizeof(detail), "%s", cas_err_detail());
+        dl_log_failed(&j, hr);
+        free(j.locs);
+        return cas_fail(hr, "%s", detail);
+    }
 
     /* SIGINT/SIGTERM end the job cleanly, keeping what resume needs. */
     dl_interrupted = 0;

@@ -16,7 +16,11 @@ static void usage(FILE *out)
         "  download CONTENT_ID                  download and verify content into the cache\n"
         "  execute ADVERT_ID                    make content present and verified, then run the\n"
         "                                       advertised program\n"
-        "  cache list [--json]                  the verified content in the cache\n"
+        "  cache list [--json]                  the content in the cache: size, last use, flags\n"
+        "  cache verify [CONTENT_ID]            hash cached content again; changes nothing\n"
+        "  cache delete CONTENT_ID              remove content (refused while it is in use)\n"
+        "  cache clean                          remove what may be removed, and leftovers\n"
+        "  status [--json]                      applied policies; cache use against its limit\n"
         "  errinfo CODE                         what an error code means\n"
         "\n"
         "Options:\n"
@@ -70,10 +74,8 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(struct cas_agent *, int, char **);
     } commands[] = {
-        {"policy", cas_cmd_policy},
-        {"download", cas_cmd_download},
-        {"execute", cas_cmd_execute},
-        {"cache", cas_cmd_cache},
+        {"policy", cas_cmd_policy}, {"download", cas_cmd_download}, {"execute", cas_cmd_execute},
+        {"cache", cas_cmd_cache},   {"status", cas_cmd_status},
     };
     for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
         if (strcmp(cmd, commands[k].name) != 0)

@@ -90,11 +90,17 @@ assert_no_partial
 ok "the agent made the command executable in the cache"
 
 assert_exit 0 agent cache list
-assert_eq "$(printf '%s\t%s files\t%s bytes' "$C" "$PKG_FILES" "$PKG_SIZE")" "$(cat "$LAST_OUT")" \
-    "cache list shows the content, its file count and bytes"
+TS='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z'
+assert_eq "CONTENT        FILES          BYTES  LAST USED             VERIFIED              FLAGS" \
+    "$(head -1 "$LAST_OUT")" "cache list: the header"
+tail -n +2 "$LAST_OUT" | grep -Eqx "$C +$PKG_FILES +$PKG_SIZE  $TS  $TS  -" ||
+    fail "cache list shows the content, its file count, bytes, last use, verification, no flags" \
+        "$(cat "$LAST_OUT")"
+ok "cache list shows the content, its file count, bytes, last use, verification, no flags"
 assert_exit 0 agent cache list --json
-assert_eq "[{\"content\":\"$C\",\"files\":$PKG_FILES,\"size\":$PKG_SIZE}]" "$(cat "$LAST_OUT")" \
-    "cache list --json"
+grep -Eqx "\[\{\"content\":\"$C\",\"files\":$PKG_FILES,\"size\":$PKG_SIZE,\"last_used\":\"$TS\",\"verified\":\"$TS\",\"persist\":false,\"in_use\":false\}\]" \
+    "$LAST_OUT" || fail "cache list --json" "$(cat "$LAST_OUT")"
+ok "cache list --json"
 
 # --- a second execute uses the cache (in a time zone east of UTC, for the bias check below)
 TZ_EAST=Asia/Kolkata # UTC+05:30 all year: Windows' bias -330

@@ -1,0 +1,2 @@
+/* Placeholder: being written (see dedup.h). */
+#include "cache/dedup.h"

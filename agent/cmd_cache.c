@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "agent/agent.h"
+#include "agent/cache_limits.h"
 #include "agent/policy_store.h"
 #include "common/log.h"
 #include "common/path.h"
@@ -21,13 +22,6 @@ static int cache_usage(void)
     return 2;
 }
 
-static struct cache_limits cache_limits_of(const struct cas_agent *a)
-{
-    struct cache_limits l = {(uint64_t)a->cfg.cache_size_mb * 1024u * 1024u,
-                             a->cfg.cache_min_retention_minutes, cas_clock_now()};
-    return l;
-}
-
 static void time_text(time_t t, char *buf, size_t size)
 {
     if (t > 0)
@@ -36,13 +30,17 @@ static void time_text(time_t t, char *buf, size_t size)
         snprintf(buf, size, "-");
 }
 
-static int cache_cmd_list(struct cache *c, int json)
+static int cache_cmd_list(struct cas_agent *a, struct cache *c, int json)
 {
     struct cache_entry_info *items = NULL;
     size_t n = 0;
     cas_hr hr = cache_list(c, &items, &n);
     if (hr != CAS_OK)
         return cas_agent_fail(hr);
+    struct cache_limits l;
+    cas_cache_limits_load(a, &l);
+    cas_cache_limits_mark(&l, items, n);
+    cas_cache_limits_free(&l);
     if (json) {
         cJSON *arr = cJSON_CreateArray();
         for (size_t i = 0; arr && i < n; i++) {
@@ -201,7 +199,7 @@ int cas_cmd_cache(struct cas_agent *a, int argc, char **argv)
     if (hr != CAS_OK)
         return cas_agent_fail(hr);
     if (!strcmp(sub, "list"))
-        return cache_cmd_list(c, json);
+        return cache_cmd_list(a, c, json);
     if (!strcmp(sub, "verify"))
         return cache_cmd_verify(a, c, id);
     if (!strcmp(sub, "delete")) {
@@ -212,10 +210,12 @@ int cas_cmd_cache(struct cas_agent *a, int argc, char **argv)
         printf("Deleted %s\n", id);
         return 0;
     }
-    struct cache_limits l = cache_limits_of(a);
+    struct cache_limits l;
     size_t removed = 0;
     uint64_t bytes = 0;
+    cas_cache_limits_load(a, &l);
     hr = cache_clean(c, &l, &removed, &bytes);
+    cas_cache_limits_free(&l);
     if (hr != CAS_OK)
         return cas_agent_fail(hr);
     printf("Removed %zu entr%s, %llu bytes\n", removed, removed == 1 ? "y" : "ies",

@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "agent/agent.h"
+#include "agent/cache_limits.h"
 #include "agent/policy_store.h"
 #include "common/timefmt.h"
 
@@ -32,6 +33,10 @@ int cas_cmd_status(struct cas_agent *a, int argc, char **argv)
         free(pols);
         return cas_agent_fail(hr);
     }
+    struct cache_limits l;
+    cas_cache_limits_load(a, &l);
+    cas_cache_limits_mark(&l, items, n_items);
+    cas_cache_limits_free(&l);
     for (size_t i = 0; i < n_items; i++) {
         used += items[i].size;
         in_use += items[i].in_use != 0;

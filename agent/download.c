@@ -34,6 +34,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/rand.h>
 
+#include "agent/cache_limits.h"
 #include "agent/hasher.h"
 #include "common/fsutil.h"
 #include "common/guid.h"
@@ -1259,9 +1260,10 @@ static cas_hr dl_fetch(struct cas_agent *a, struct cache *cache, const struct ca
     cas_log_info(CAS_LOG_DTS, "DTS job %s created for content %s (CTM job %s)", j.request,
                  ad->content_id, job);
 
-    struct cache_limits limits = {(uint64_t)a->cfg.cache_size_mb * 1024u * 1024u,
-                                  a->cfg.cache_min_retention_minutes, cas_clock_now()};
+    struct cache_limits limits;
+    cas_cache_limits_load(a, &limits);
     hr = cache_make_room(cache, ad->content_id, ad->size, &limits);
+    cas_cache_limits_free(&limits);
     if (hr != CAS_OK) {
         char detail[1024];
         snprintf(detail, sizeof(detail), "%s", cas_err_detail());

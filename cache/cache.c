@@ -336,6 +336,24 @@ cas_hr cache_hash_folder(const char *folder, enum cas_hash_alg alg, struct cas_s
  * accident; the program itself gets the execute bit. */
 static cas_hr cache_seal(const char *content, const struct cas_sums *sums, const char *exec_path)
 {
+    /* Folders 0755 whatever the agent's umask: a committed entry reads the same for every
+     * reader, which is what lets a web server serve the cache to peers. */
+    if (chmod(content, 0755) != 0)
+        return cas_fail(cas_err_from_errno(errno), "chmod %s: %s", content, strerror(errno));
+    for (size_t i = 0; i < sums->count; i++) {
+        const char *path = sums->entries[i].path;
+        for (const char *slash = strchr(path, '/'); slash; slash = strchr(slash + 1, '/')) {
+            char *dir = NULL;
+            if (asprintf(&dir, "%s/%.*s", content, (int)(slash - path), path) < 0)
+                return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+            int rc = chmod(dir, 0755);
+            int err = errno;
+            free(dir);
+            if (rc != 0)
+                return cas_fail(cas_err_from_errno(err), "chmod a folder of %s: %s", path,
+                                strerror(err));
+        }
+    }
     for (size_t i = 0; i < sums->count; i++) {
         char *p = cas_path_join(content, sums->entries[i].path);
         if (!p)

@@ -111,6 +111,10 @@ struct cache_limits {
     uint64_t max_bytes;
     long retention_minutes;
     time_t now;
+    /* Content ids that are persistent whatever the index says (the applied policies' "persist"
+     * adverts), so a lost index never makes them removable. */
+    char **persist;
+    size_t n_persist;
 };
 cas_hr cache_make_room(struct cache *c, const char *for_content, uint64_t need,
                        const struct cache_limits *limits);

@@ -19,9 +19,18 @@ static int lru_cmp(const void *a, const void *b)
     return strcmp(x->content_id, y->content_id);
 }
 
+static int persistent(const struct cache_entry_info *e, const struct cache_limits *l)
+{
+    for (size_t i = 0; !e->persist && i < l->n_persist; i++) {
+        if (!strcmp(l->persist[i], e->content_id))
+            return 1;
+    }
+    return e->persist;
+}
+
 static int removable(const struct cache_entry_info *e, const struct cache_limits *l)
 {
-    return !e->persist && !e->in_use &&
+    return !persistent(e, l) && !e->in_use &&
            (double)l->now - (double)e->last_used >= (double)l->retention_minutes * 60.0;
 }
 
@@ -51,7 +60,7 @@ cas_hr cache_make_room(struct cache *c, const char *for_content, uint64_t need,
 {
     struct cache_entry_info *items = NULL;
     size_t n = 0;
-    uint64_t used = 0, removable_bytes = 0, held = 0, persistent = 0, recent = 0;
+    uint64_t used = 0, removable_bytes = 0, held = 0, persist_bytes = 0, recent = 0;
     cas_hr hr;
 
     if (need > l->max_bytes)
@@ -71,8 +80,8 @@ cas_hr cache_make_room(struct cache *c, const char *for_content, uint64_t need,
             removable_bytes += items[i].size;
         else if (items[i].in_use)
             held += items[i].size;
-        else if (items[i].persist)
-            persistent += items[i].size;
+        else if (persistent(&items[i], l))
+            persist_bytes += items[i].size;
         else
             recent += items[i].size;
         items[k++] = items[i];
@@ -88,8 +97,8 @@ cas_hr cache_make_room(struct cache *c, const char *for_content, uint64_t need,
                      "be removed (in use %llu, persistent %llu, used within %ld minutes %llu)",
                      for_content, (unsigned long long)need, (unsigned long long)used,
                      (unsigned long long)l->max_bytes, (unsigned long long)removable_bytes,
-                     (unsigned long long)held, (unsigned long long)persistent, l->retention_minutes,
-                     (unsigned long long)recent);
+                     (unsigned long long)held, (unsigned long long)persist_bytes,
+                     l->retention_minutes, (unsigned long long)recent);
         cas_log_warn(CAS_LOG_CAS, "Not enough cache space for content %s: %s", for_content,
                      cas_err_detail());
         goto cleanup;

@@ -97,7 +97,7 @@ static void put_three(struct fixture *f)
     put(f, "CEN00003.1", 1000, T0 + 2000);
 }
 
-static const struct cache_limits LIMITS = {3500, 60, T};
+static const struct cache_limits LIMITS = {3500, 60, T, NULL, 0};
 
 static void test_too_small(void **state)
 {

@@ -313,7 +313,7 @@ _lib_log_fail()
 # assert_log_has FILE TEXT -- some record's TEXT is exactly TEXT.
 assert_log_has()
 {
-    log_texts "$1" | grep -Fxq -- "$2" ||
+    log_texts "$1" | grep -Fx -- "$2" >/dev/null ||
         _lib_log_fail "$(basename "$1") has: $2" "$1" "no record with exactly this text"
     ok "$(basename "$1") has: $2"
 }
@@ -321,7 +321,7 @@ assert_log_has()
 # assert_log_lacks FILE TEXT
 assert_log_lacks()
 {
-    if log_texts "$1" | grep -Fxq -- "$2"; then
+    if log_texts "$1" | grep -Fx -- "$2" >/dev/null; then
         _lib_log_fail "$(basename "$1") lacks: $2" "$1" "found a record with this text"
     fi
     ok "$(basename "$1") lacks: $2"
@@ -734,7 +734,7 @@ make_site_key()
 sign_policy()
 {
     local key=$1 pol=$2 sig=${3:-$2.sig}
-    if openssl pkey -in "$key" -noout -text 2>/dev/null | head -1 | grep -q '^ED25519'; then
+    if openssl pkey -in "$key" -noout -text 2>/dev/null | grep '^ED25519' >/dev/null; then
         openssl pkeyutl -sign -inkey "$key" -rawin -in "$pol" -out "$sig"
     else
         openssl dgst -sha256 -sign "$key" -out "$sig" "$pol"
@@ -754,24 +754,26 @@ utc_time()
 # package (CEN00002), version (1), hash ($PKG_HASH), alg ($PKG_ALG or sha256), size ($PKG_SIZE),
 # locations (space-separated URLs; $DP_URL), command (install.sh), args (raw JSON list items;
 # "$PROOF", the advert id), context (System), mandatory (false), rerun (always),
-# success_codes (0, 3010).
+# success_codes (0, 3010), persist (left out unless given: true/false).
 # shellcheck disable=SC2120
 advert_json()
 {
     local id=CEN20001 package=CEN00002 version=1 hash=${PKG_HASH:-} alg=${PKG_ALG:-sha256}
     local size=${PKG_SIZE:-0} locations=$DP_URL command=install.sh args="" context=System
-    local mandatory=false rerun=always success_codes="0, 3010" kv k v
+    local mandatory=false rerun=always success_codes="0, 3010" persist="" kv k v
     for kv in "$@"; do
         k=${kv%%=*}
         v=${kv#*=}
         case $k in
-        id | package | version | hash | alg | size | locations | command | args | context | mandatory | rerun | success_codes)
+        id | package | version | hash | alg | size | locations | command | args | context | mandatory | rerun | success_codes | persist)
             printf -v "$k" '%s' "$v"
             ;;
         *) fail "advert_json: unknown key $k" ;;
         esac
     done
     [[ -n $args ]] || args="\"$PROOF\", \"$id\""
+    local persist_line=""
+    [[ -z $persist ]] || persist_line=$'\n'"      \"persist\": $persist,"
     local locs="" u
     for u in $locations; do
         locs+="${locs:+, }\"$u\""
@@ -791,7 +793,7 @@ advert_json()
         "max_run_minutes": 5,
         "success_codes": [ $success_codes ]
       },
-      "mandatory": $mandatory,
+      "mandatory": $mandatory,$persist_line
       "rerun": "$rerun"
     }
 EOF

@@ -57,7 +57,7 @@ assert_exit 0 agent execute CEN20004
 assert_eq 1 "$(proof_runs CEN20004)" "the program ran"
 assert_download_succeeded CEN00004.1
 assert_same_tree "$T/src" "$CACHE/CEN00004.1"
-dp_requests "$GOOD" | grep -qx "$DP_PREFIX/CEN00004.1/$P" ||
+dp_requests "$GOOD" | grep -x "$DP_PREFIX/CEN00004.1/$P" >/dev/null ||
     fail "the good DP served the content" "$(dp_requests "$GOOD")"
 ok "the good DP served the content"
 

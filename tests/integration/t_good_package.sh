@@ -93,7 +93,7 @@ assert_exit 0 agent cache list
 TS='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z'
 assert_eq "CONTENT        FILES          BYTES  LAST USED             VERIFIED              FLAGS" \
     "$(head -1 "$LAST_OUT")" "cache list: the header"
-tail -n +2 "$LAST_OUT" | grep -Eqx "$C +$PKG_FILES +$PKG_SIZE  $TS  $TS  -" ||
+tail -n +2 "$LAST_OUT" | grep -Ex "$C +$PKG_FILES +$PKG_SIZE  $TS  $TS  -" >/dev/null ||
     fail "cache list shows the content, its file count, bytes, last use, verification, no flags" \
         "$(cat "$LAST_OUT")"
 ok "cache list shows the content, its file count, bytes, last use, verification, no flags"

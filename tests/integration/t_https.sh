@@ -110,7 +110,7 @@ grep -F "Location $PLAIN is not used: require_https is set" "$LOGS/ContentTransf
     >/dev/null || fail "ContentTransferManager.log says why the http location is skipped" \
     "$(_lib_tail "$LOGS/ContentTransferManager.log")"
 ok "ContentTransferManager.log says why the http location is skipped"
-dp_requests "$HTTPS" | grep -qx "$DP_PREFIX/CEN00013.1.sums" ||
+dp_requests "$HTTPS" | grep -x "$DP_PREFIX/CEN00013.1.sums" >/dev/null ||
     fail "the https DP served the listing" "$(dp_requests "$HTTPS")"
 ok "the https DP served the listing"
 

@@ -36,11 +36,11 @@ refused()
     assert_exit 1 agent policy apply "$pol"
     assert_error "$code"
     if [[ -n $detail ]]; then
-        grep -E "^cas-agent: error $code: " "$LAST_ERR" | grep -Fq -- "$detail" ||
+        grep -E "^cas-agent: error $code: " "$LAST_ERR" | grep -F -- "$detail" >/dev/null ||
             fail "the error detail names '$detail'" "stderr: $(cat "$LAST_ERR")"
         ok "the error detail names '$detail'"
     fi
-    tail -n +$((before + 1)) "$LOGS/PolicyAgent.log" 2>/dev/null | grep -Fq "$code" ||
+    tail -n +$((before + 1)) "$LOGS/PolicyAgent.log" 2>/dev/null | grep -F "$code" >/dev/null ||
         fail "PolicyAgent.log names the refusal ($code, $what)" \
             "$(_lib_tail "$LOGS/PolicyAgent.log" 5)"
     ok "PolicyAgent.log names the refusal ($code, $what)"

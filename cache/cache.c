@@ -3,6 +3,7 @@
  * synced in staging, then under the cache lock C/ is renamed into place, then C.sums, then the
  * cache folder is synced. C.sums is the commit marker: an entry without it is an orphan. */
 #include "cache/cache_internal.h"
+#include "cache/hash_parallel.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -322,7 +323,10 @@ cas_hr cache_hash_folder(const char *folder, enum cas_hash_alg alg, struct cas_s
                          char *actual_hex)
 {
     struct cas_sums sums = {0};
-    cas_hr hr = cas_sums_build_at(AT_FDCWD, folder, alg, &sums);
+    /* The walk (with its refusals) first, then the hashing, spread over cores. */
+    cas_hr hr = cas_sums_list_at(AT_FDCWD, folder, alg, &sums);
+    if (hr == CAS_OK)
+        hr = cache_hash_entries(folder, &sums);
     if (hr == CAS_OK)
         hr = cas_sums_package_hash(&sums, actual_hex);
     if (hr == CAS_OK && sums_out)

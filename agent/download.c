@@ -36,6 +36,7 @@
 
 #include "agent/cache_limits.h"
 #include "agent/hasher.h"
+#include "cache/dedup.h"
 #include "common/fsutil.h"
 #include "common/guid.h"
 #include "common/hash.h"
@@ -735,6 +736,25 @@ static void dl_discard_part(struct dl_job *j, struct dl_xfer *x)
     j->resumed -= x->resume_from;
 }
 
+/* Move a finished file from the parts folder to its place in the content folder; 0 (the job's
+ * fatal error set) if it cannot be. */
+static int dl_place_part(struct dl_job *j, struct dl_file *f, const char *part)
+{
+    const char *leaf = NULL;
+    int parent = dl_open_parent(j->content_fd, f->e->path, &leaf);
+    if (parent < 0) {
+        dl_set_fatal(j, cas_err_from_errno(errno), "creating the folder of a file");
+        return 0;
+    }
+    if (renameat(j->parts_fd, part, parent, leaf) != 0) {
+        dl_set_fatal(j, cas_err_from_errno(errno), "placing a file in the staging folder");
+        close(parent);
+        return 0;
+    }
+    close(parent);
+    return 1;
+}
+
 static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
                         const struct cas_transfer_result *res)
 {
@@ -797,20 +817,11 @@ static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
 
     uint64_t size = x->resume_from + x->got;
     unlinkat(j->parts_fd, side, 0);
-    const char *leaf = NULL;
-    int parent = dl_open_parent(j->content_fd, f->e->path, &leaf);
-    if (parent < 0) {
-        dl_set_fatal(j, cas_err_from_errno(errno), "creating the folder of a file");
-        dl_xfer_free(x);
-        return;
-    }
     int matches = !strcmp(hex, f->e->hex);
     if (matches || !f->have_copy) {
         /* A matching copy replaces whatever is in place; the first non-matching one is kept so
          * the package hash of the content as received can be reported. */
-        if (renameat(j->parts_fd, part, parent, leaf) != 0) {
-            dl_set_fatal(j, cas_err_from_errno(errno), "placing a file in the staging folder");
-            close(parent);
+        if (!dl_place_part(j, f, part)) {
             dl_xfer_free(x);
             return;
         }
@@ -822,7 +833,6 @@ static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
         unlinkat(j->parts_fd, part, 0);
         j->live -= size;
     }
-    close(parent);
     if (matches) {
         cas_log_verbose(CAS_LOG_CAS,
                         "Hash matches for file %s of content %s (%llu bytes) served "
@@ -851,6 +861,80 @@ static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
             j->files_done++;
     }
     dl_xfer_free(x);
+}
+
+/* Files that other entries of the cache hold (the same hash in their listings) are copied from
+ * there instead of downloaded: into NNNNNN.copy beside the part files (so a part an interrupted
+ * job left stays resumable if the copy fails), hashed from the copy, then placed like a verified
+ * download. The network is not asked for them, and they count as transferred files but not as
+ * fetched bytes. Whatever fails leaves the file to be downloaded, except a full disk, which ends
+ * the job as a failed write does. */
+static void dl_copy_cached(struct dl_job *j, struct dl_file *files, size_t n)
+{
+    const struct cas_advert *ad = j->ad;
+    struct cache *cache = NULL;
+    size_t pending = 0, copied = 0;
+    uint64_t bytes = 0;
+
+    if (!j->a->cfg.cache_dedup)
+        return;
+    for (size_t i = 0; i < n; i++)
+        pending += files[i].state == F_PENDING;
+    if (pending == 0 || cas_agent_cache(j->a, &cache) != CAS_OK)
+        return;
+    struct cache_files *t = cache_files_load(cache, ad->alg, ad->content_id);
+    if (!t) {
+        cas_log_warn(CAS_LOG_CAS, "Cannot look for files of content %s in the cache: %s",
+                     ad->content_id, cas_err_detail());
+        return;
+    }
+    for (size_t i = 0; i < n && j->fatal == CAS_OK && !dl_interrupted; i++) {
+        struct dl_file *f = &files[i];
+        char part[32], side[32], copy[32];
+        const char *from = NULL;
+        uint64_t size = 0;
+        if (f->state != F_PENDING)
+            continue;
+        dl_part_names(f, part, side, sizeof(part));
+        snprintf(copy, sizeof(copy), "%06zu.copy", f->index);
+        int fd =
+            openat(j->parts_fd, copy, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+        cas_hr hr = fd >= 0 ? cache_files_copy(t, f->e->hex, fd, &size, &from)
+                            : cas_fail(cas_err_from_errno(errno), "creating a copy of %s: %s",
+                                       f->e->path, strerror(errno));
+        if (hr == CAS_OK && size > ad->size - j->live)
+            hr = CAS_E_TOO_LARGE; /* downloaded, it meets the same limit and says so */
+        if (fd >= 0 && close(fd) != 0 && hr == CAS_OK)
+            hr = cas_fail(cas_err_from_errno(errno), "copying %s: %s", f->e->path, strerror(errno));
+        if (hr != CAS_OK) {
+            if (fd >= 0)
+                unlinkat(j->parts_fd, copy, 0);
+            if (hr == CAS_E_DISK_FULL)
+                dl_set_fatal(j, hr, cas_err_detail());
+            continue;
+        }
+        if (!dl_place_part(j, f, copy))
+            break;
+        unlinkat(j->parts_fd, part, 0); /* a partial download of it is not needed any more */
+        unlinkat(j->parts_fd, side, 0);
+        memcpy(f->digest, f->e->hex, sizeof(f->digest));
+        f->size = size;
+        f->state = F_DONE;
+        j->files_done++;
+        j->live += size;
+        copied++;
+        bytes += size;
+        cas_log_verbose(CAS_LOG_CAS,
+                        "Copied file %s of content %s from cached content %s (%llu bytes) "
+                        "instead of downloading it",
+                        f->e->path, ad->content_id, from, (unsigned long long)size);
+    }
+    cache_files_free(t);
+    if (copied)
+        cas_log_info(CAS_LOG_CAS,
+                     "Content %s: %zu of %zu file(s), %llu bytes, copied from other content in "
+                     "the cache instead of downloaded",
+                     ad->content_id, copied, n, (unsigned long long)bytes);
 }
 
 /* A file an earlier, interrupted job already placed: reuse it if it still hashes right. */
@@ -894,6 +978,7 @@ static cas_hr dl_fetch_files(struct dl_job *j, const struct cas_sums *sums, stru
             j->files_done++;
         }
     }
+    dl_copy_cached(j, files, n);
     j->next_progress = dl_now() + DL_PROGRESS_EVERY_S;
     /* Without a worker every file is hashed inline: slower for big files, never wrong. */
     j->hasher = cas_hasher_new();

@@ -57,6 +57,7 @@ static const struct key keys[] = {
     {"transfer_deadline_minutes", KEY_LONG, F(transfer_deadline_minutes), 1, 43200},
     {"max_download_kbps", KEY_LONG, F(max_download_kbps), 0, INT32_MAX},
     {"require_https", KEY_BOOL, F(require_https), 0, 1},
+    {"cache_dedup", KEY_BOOL, F(cache_dedup), 0, 1},
     {"ca_file", KEY_OPT_STR, F(ca_file), 0, 0},
     {"tls_client_cert", KEY_OPT_STR, F(tls_client_cert), 0, 0},
     {"tls_client_key", KEY_OPT_STR, F(tls_client_key), 0, 0},
@@ -119,6 +120,7 @@ cas_hr cas_config_defaults(struct cas_config *cfg)
     cfg->transfer_deadline_minutes = 240;
     cfg->max_download_kbps = 0;
     cfg->require_https = 0;
+    cfg->cache_dedup = 1;
     return CAS_OK;
 }
 

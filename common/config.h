@@ -32,6 +32,7 @@ struct cas_config {
     long transfer_deadline_minutes;
     long max_download_kbps;
     int require_https;
+    int cache_dedup; /* copy files other cache entries hold instead of downloading them */
     char *ca_file;
     char *tls_client_cert;
     char *tls_client_key;

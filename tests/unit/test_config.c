@@ -75,6 +75,7 @@ static void assert_defaults(const struct cas_config *c)
     assert_int_equal(c->transfer_deadline_minutes, 240);
     assert_int_equal(c->max_download_kbps, 0);
     assert_int_equal(c->require_https, 0);
+    assert_int_equal(c->cache_dedup, 1);
     assert_null(c->ca_file);
     assert_null(c->tls_client_cert);
     assert_null(c->tls_client_key);
@@ -121,6 +122,7 @@ static const char full_config[] =
     "  \"transfer_deadline_minutes\": 43200,\n"
     "  \"max_download_kbps\": 2147483647,\n"
     "  \"require_https\": true,\n"
+    "  \"cache_dedup\": false,\n"
     "  \"ca_file\": \"/srv/ca.pem\",\n"
     "  \"tls_client_cert\": \"/srv/client.pem\",\n"
     "  \"tls_client_key\": \"/srv/client.key\",\n"
@@ -151,6 +153,7 @@ static void assert_full(const struct cas_config *c)
     assert_int_equal(c->transfer_deadline_minutes, 43200);
     assert_int_equal(c->max_download_kbps, 2147483647);
     assert_int_equal(c->require_https, 1);
+    assert_int_equal(c->cache_dedup, 0);
     assert_string_equal(c->ca_file, "/srv/ca.pem");
     assert_string_equal(c->tls_client_cert, "/srv/client.pem");
     assert_string_equal(c->tls_client_key, "/srv/client.key");
@@ -242,6 +245,7 @@ static void test_wrong_types(void **state)
         {"transfer_deadline_minutes", "\"240\""},
         {"max_download_kbps", "\"0\""},
         {"require_https", "\"yes\""},
+        {"cache_dedup", "1"},
         {"ca_file", "1"},
         {"tls_client_cert", "true"},
         {"tls_client_key", "[]"},

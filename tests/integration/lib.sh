@@ -78,11 +78,23 @@ _lib_stop_pid()
     wait "$pid" 2>/dev/null || true
 }
 
+# lib_on_exit CMD -- run CMD (a string for eval) when the test exits, before the servers stop
+# and $T is removed; the test's exit status is kept. For what a test sets up beyond lib.sh
+# (a mount, a server of its own): never replace the EXIT trap.
+_LIB_EXIT_HOOKS=()
+lib_on_exit()
+{
+    _LIB_EXIT_HOOKS+=("$1")
+}
+
 _lib_cleanup()
 {
     local rc=$? i
     set +e
     trap - ERR
+    for i in "${!_LIB_EXIT_HOOKS[@]}"; do
+        eval "${_LIB_EXIT_HOOKS[$i]}"
+    done
     for i in "${!_DP_PIDS[@]}"; do
         [[ -n ${_DP_PIDS[$i]} ]] && _lib_stop_pid "${_DP_PIDS[$i]}"
     done
@@ -839,6 +851,10 @@ write_policy()
 
 # write_config [--file F] key=rawjson... -- an agent config (default file $CFG) whose folders all
 # live in $T, log_level 0; each key=value adds or replaces a key (value is raw JSON).
+# CONFIG_DEFAULTS=(key=rawjson ...) -- keys every write_config of the test starts from (its own
+# arguments still win). E.g. tests that publish the same files under several content ids set
+# cache_dedup=false, or the second id would be copied from the first's cache entry.
+CONFIG_DEFAULTS=()
 write_config()
 {
     local file=$CFG
@@ -850,7 +866,7 @@ write_config()
     local -A val=([cache_dir]="\"$CACHE\"" [state_dir]="\"$STATE\"" [log_dir]="\"$LOGS\""
         [trusted_keys_dir]="\"$KEYS\"" [log_level]=0)
     local kv k
-    for kv in "$@"; do
+    for kv in "${CONFIG_DEFAULTS[@]}" "$@"; do
         k=${kv%%=*}
         [[ -v val[$k] ]] || keys+=("$k")
         val[$k]=${kv#*=}

@@ -18,7 +18,7 @@ if ! mount -t tmpfs -o size=1m,nr_inodes=40 cas-itest "$T/small" 2>/dev/null; th
     echo "# skipped: cannot mount a tmpfs here"
     exit 77
 fi
-trap 'umount -l "$T/small" 2>/dev/null || true; _lib_cleanup' EXIT
+lib_on_exit "umount -l '$T/small' 2>/dev/null"
 CACHE=$T/small/cache
 write_config
 

@@ -6,6 +6,9 @@
 # reachable).
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# The same files under several content ids: without this, every id after the first would be
+# copied from the cache (dedup) and never reach the server this test is about.
+CONFIG_DEFAULTS=(cache_dedup=false)
 echo "# t_failover"
 
 write_config

@@ -6,6 +6,9 @@
 # it is the second location. Faults a retry or a Range resume can get past must be got past.
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# The same files under several content ids: without this, every id after the first would be
+# copied from the cache (dedup) and never reach the server this test is about.
+CONFIG_DEFAULTS=(cache_dedup=false)
 echo "# t_faults"
 
 FAULTD=${CAS_FAULTD:-$(dirname "$CAS_AGENT")/tests/cas-faultd}
@@ -53,7 +56,7 @@ EOF
 "$FAULTD" --root "$T" --rules "$T/rules" --port-file "$T/faultd.port" --log "$T/faultd.log" \
     >/dev/null 2>"$T/faultd.err" &
 FPID=$!
-trap 'kill -TERM $FPID 2>/dev/null; wait $FPID 2>/dev/null; _lib_cleanup' EXIT
+lib_on_exit "kill -TERM $FPID 2>/dev/null; wait $FPID 2>/dev/null"
 for ((k = 0; k < 100; k++)); do [[ -s $T/faultd.port ]] && break; sleep 0.1; done
 [[ -s $T/faultd.port ]] || fail "cas-faultd started" "$(cat "$T/faultd.err")"
 ln -s dp "$T/${DP_PREFIX#/}" # faultd serves $T: the same URL paths as nginx

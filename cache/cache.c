@@ -72,8 +72,22 @@ static void cache_remove_stale_staging(struct cache *c)
         size_t n = strlen(name);
         if (n > 5 && !strcmp(name + n - 5, ".lock")) {
             name[n - 5] = '\0';
-            if (cas_id_is_content(name))
+            struct stat st;
+            if (!cas_id_is_content(name)) {
+                /* not ours: removed below */
+            } else if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                continue; /* its staging folder is there: decided with the folder */
+            } else {
+                /* A lock without a folder, left by a crash after a commit. Removed only if
+                 * nobody holds it; a process that locks it later sees the path gone and
+                 * opens a new one (cache_stage_begin). */
+                int lfd = openat(dirfd(d), de->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+                if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0)
+                    unlinkat(dirfd(d), de->d_name, 0);
+                if (lfd >= 0)
+                    close(lfd);
                 continue;
+            }
         } else if (cas_id_is_content(name) && !cache_has(c, name)) {
             continue;
         } else if (cas_id_is_content(name)) {
@@ -126,7 +140,9 @@ int cache_clean_staging(struct cache *c)
     return removed;
 }
 
-/* C/ without C.sums: a commit interrupted between its two renames, or a delete interrupted. */
+/* C/ without C.sums: a commit interrupted between its two renames, or a delete interrupted.
+ * Also the index's temporary files a crash left (the index is only written under the cache
+ * lock, which the caller holds). */
 static void cache_remove_orphans(struct cache *c)
 {
     int dfd = dup(c->dirfd);
@@ -140,6 +156,10 @@ static void cache_remove_orphans(struct cache *c)
     char sums[NAME_MAX + 8];
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
+        if (!strncmp(de->d_name, CACHE_INDEX ".tmp-", strlen(CACHE_INDEX ".tmp-"))) {
+            unlinkat(c->dirfd, de->d_name, 0);
+            continue;
+        }
         if (!cas_id_is_content(de->d_name))
             continue;
         snprintf(sums, sizeof(sums), "%s.sums", de->d_name);

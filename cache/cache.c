@@ -737,12 +737,6 @@ cas_hr cache_delete(struct cache *c, const char *content_id)
     return hr;
 }
 
-static int cache_info_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct cache_entry_info *)a)->content_id,
-                  ((const struct cache_entry_info *)b)->content_id);
-}
-
 static void cache_fill_info(struct cache *c, struct cache_entry_info *info)
 {
     char sums_name[NAME_MAX + 8], *buf = NULL, *path = NULL;
@@ -776,45 +770,72 @@ static void cache_fill_info(struct cache *c, struct cache_entry_info *info)
     free(path);
 }
 
-cas_hr cache_list(struct cache *c, struct cache_entry_info **out, size_t *count)
+static int cache_id_cmp(const void *a, const void *b)
 {
-    struct cache_entry_info *items = NULL;
+    return strcmp(a, b);
+}
+
+cas_hr cache_entry_ids(struct cache *c, char (**ids)[CACHE_ID_MAX], size_t *count)
+{
+    char(*v)[CACHE_ID_MAX] = NULL;
     size_t n = 0, cap = 0;
     int dfd = dup(c->dirfd);
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
 
-    *out = NULL;
+    *ids = NULL;
     *count = 0;
     if (!d) {
         if (dfd >= 0)
             close(dfd);
         return cas_fail(cas_err_from_errno(errno), "reading cache %s: %s", c->dir, strerror(errno));
     }
-    rewinddir(d);
+    rewinddir(d); /* the dup shares its offset with c->dirfd */
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (!cas_id_is_content(de->d_name) || !cache_has(c, de->d_name))
+        if (!cas_id_is_content(de->d_name) || strlen(de->d_name) >= CACHE_ID_MAX ||
+            !cache_has(c, de->d_name))
             continue;
         if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct cache_entry_info *grown = realloc(items, cap * sizeof(*items));
+            size_t ncap = cap ? cap * 2 : 64;
+            char(*grown)[CACHE_ID_MAX] = realloc(v, ncap * sizeof(*v));
             if (!grown) {
-                free(items);
+                free(v);
                 closedir(d);
                 return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
             }
-            items = grown;
+            v = grown;
+            cap = ncap;
         }
-        memset(&items[n], 0, sizeof(items[n]));
-        if (strlen(de->d_name) >= sizeof(items[n].content_id))
-            continue;
-        memcpy(items[n].content_id, de->d_name, strlen(de->d_name) + 1);
-        cache_fill_info(c, &items[n]);
-        n++;
+        snprintf(v[n++], CACHE_ID_MAX, "%s", de->d_name);
     }
     closedir(d);
     if (n > 1)
-        qsort(items, n, sizeof(*items), cache_info_cmp);
+        qsort(v, n, sizeof(*v), cache_id_cmp);
+    *ids = v;
+    *count = n;
+    return CAS_OK;
+}
+
+cas_hr cache_list(struct cache *c, struct cache_entry_info **out, size_t *count)
+{
+    char(*ids)[CACHE_ID_MAX] = NULL;
+    size_t n = 0;
+
+    *out = NULL;
+    *count = 0;
+    cas_hr hr = cache_entry_ids(c, &ids, &n);
+    if (hr != CAS_OK)
+        return hr;
+    struct cache_entry_info *items = calloc(n ? n : 1, sizeof(*items));
+    if (!items) {
+        free(ids);
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        memcpy(items[i].content_id, ids[i], sizeof(items[i].content_id));
+        cache_fill_info(c, &items[i]);
+    }
+    free(ids);
     struct cache_meta *m = NULL;
     size_t nm = 0;
     int lfd = cache_lock(c);

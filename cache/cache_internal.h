@@ -20,6 +20,11 @@ struct cache {
     struct cache_stage_lock locks[8]; /* staging folders this process holds */
 };
 
+/* The committed entries (C.sums and C/ present), sorted by content id: *ids is a malloc'd array
+ * of *count ids. The one scan of the cache folder that listing, the index and dedup share. */
+#define CACHE_ID_MAX 32
+cas_hr cache_entry_ids(struct cache *c, char (**ids)[CACHE_ID_MAX], size_t *count);
+
 /* The cache-wide lock for the short steps that change which entries exist or the index.
  * -1 with errno on failure. */
 int cache_lock(struct cache *c);

@@ -8,7 +8,6 @@
  * while it is copied) is never passed off as the listed one. */
 #include "cache/dedup.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -60,11 +59,6 @@ static int dedup_row_cmp(const void *a, const void *b, void *hexlen)
     return x->line < y->line ? -1 : x->line > y->line;
 }
 
-static int dedup_id_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 void cache_files_free(struct cache_files *t)
 {
     if (!t)
@@ -78,50 +72,35 @@ void cache_files_free(struct cache_files *t)
     free(t);
 }
 
-/* The ids of the committed entries, sorted. */
+/* The ids of the committed entries but `exclude`, sorted, each malloc'd. */
 static cas_hr dedup_list_ids(struct cache *c, const char *exclude, char ***out, size_t *count)
 {
-    char **ids = NULL;
-    size_t n = 0, cap = 0;
-    int dfd = dup(c->dirfd);
-    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-
+    char(*all)[CACHE_ID_MAX] = NULL;
+    size_t n_all = 0, n = 0;
     *out = NULL;
     *count = 0;
-    if (!d) {
-        if (dfd >= 0)
-            close(dfd);
-        return cas_fail(cas_err_from_errno(errno), "reading cache %s: %s", c->dir, strerror(errno));
-    }
-    rewinddir(d); /* the dup shares its offset with c->dirfd */
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (!cas_id_is_content(de->d_name) || (exclude && !strcmp(de->d_name, exclude)) ||
-            !cache_has(c, de->d_name))
+    cas_hr hr = cache_entry_ids(c, &all, &n_all);
+    if (hr != CAS_OK)
+        return hr;
+    char **ids = calloc(n_all ? n_all : 1, sizeof(*ids));
+    if (!ids)
+        goto oom;
+    for (size_t i = 0; i < n_all; i++) {
+        if (exclude && !strcmp(all[i], exclude))
             continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 64;
-            char **grown = realloc(ids, ncap * sizeof(*ids));
-            if (!grown)
-                goto oom;
-            ids = grown;
-            cap = ncap;
-        }
-        if (!(ids[n] = strdup(de->d_name)))
+        if (!(ids[n] = strdup(all[i])))
             goto oom;
         n++;
     }
-    closedir(d);
-    if (n > 1)
-        qsort(ids, n, sizeof(*ids), dedup_id_cmp);
+    free(all);
     *out = ids;
     *count = n;
     return CAS_OK;
 oom:
-    closedir(d);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; ids && i < n; i++)
         free(ids[i]);
     free(ids);
+    free(all);
     return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
 }
 

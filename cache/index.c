@@ -3,7 +3,6 @@
  * files and the signed hash. It only orders eviction, so when it is lost or damaged it is
  * rebuilt from the folders (commit times stand in for last use) and the agent says so. */
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -44,38 +43,25 @@ static cas_hr meta_push(struct cache_meta **v, size_t *n, size_t *cap, const str
 /* The committed entries, each with its commit time. */
 static cas_hr index_scan(struct cache *c, struct cache_meta **out, size_t *count)
 {
-    struct cache_meta *v = NULL;
-    size_t n = 0, cap = 0;
-    cas_hr hr = CAS_OK;
-    int dfd = dup(c->dirfd);
-    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
-    if (!d) {
-        if (dfd >= 0)
-            close(dfd);
-        return cas_fail(cas_err_from_errno(errno), "reading cache %s: %s", c->dir, strerror(errno));
-    }
-    rewinddir(d);
-    struct dirent *de;
-    while (hr == CAS_OK && (de = readdir(d)) != NULL) {
-        char sums[64];
-        struct stat st;
-        struct cache_meta m = {0};
-        if (!cas_id_is_content(de->d_name) || strlen(de->d_name) >= sizeof(m.content_id) ||
-            !cache_has(c, de->d_name))
-            continue;
-        snprintf(m.content_id, sizeof(m.content_id), "%s", de->d_name);
-        snprintf(sums, sizeof(sums), "%s.sums", de->d_name);
-        if (fstatat(c->dirfd, sums, &st, AT_SYMLINK_NOFOLLOW) == 0)
-            m.last_used = m.verified = st.st_mtime;
-        hr = meta_push(&v, &n, &cap, &m);
-    }
-    closedir(d);
-    if (hr != CAS_OK) {
-        free(v);
+    char(*ids)[CACHE_ID_MAX] = NULL;
+    size_t n = 0;
+    cas_hr hr = cache_entry_ids(c, &ids, &n);
+    if (hr != CAS_OK)
         return hr;
+    struct cache_meta *v = calloc(n ? n : 1, sizeof(*v));
+    if (!v) {
+        free(ids);
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
     }
-    if (n > 1)
-        qsort(v, n, sizeof(*v), meta_cmp);
+    for (size_t i = 0; i < n; i++) {
+        char sums[CACHE_ID_MAX + 8];
+        struct stat st;
+        snprintf(v[i].content_id, sizeof(v[i].content_id), "%s", ids[i]);
+        snprintf(sums, sizeof(sums), "%s.sums", ids[i]);
+        if (fstatat(c->dirfd, sums, &st, AT_SYMLINK_NOFOLLOW) == 0)
+            v[i].last_used = v[i].verified = st.st_mtime;
+    }
+    free(ids);
     *out = v;
     *count = n;
     return CAS_OK;

@@ -483,26 +483,44 @@ _lib_nginx_temp_paths()
     done
 }
 
-# dp_start [--tls CERT KEY [--mtls CA]] DOCROOT -- serve DOCROOT at http://127.0.0.1:PORT/SMSPKG
-# (a DP base URL) with a private nginx; with --tls, at https://localhost:PORT/SMSPKG with that
-# certificate; with --mtls, clients must present a certificate issued by CA.
+# dp_start [--tls CERT KEY [--mtls CA]] [--location FILE PREFIX] [--user USER] DOCROOT -- serve
+# DOCROOT at http://127.0.0.1:PORT/SMSPKG (a DP base URL) with a private nginx; with --tls, at
+# https://localhost:PORT/SMSPKG with that certificate; with --mtls, clients must present a
+# certificate issued by CA. --location: FILE holds the server's location block(s) for DOCROOT
+# instead of the plain alias, and PREFIX replaces /SMSPKG (to test a shipped nginx snippet);
+# --user: the workers' user (default: root when running as root).
 # Sets DP_URL and DP_DIR (nginx's folder: access.log, error.log). Call it directly, never inside
 # $( ): the nginx must be a child of the test's shell so that cleanup can wait for it.
 dp_start()
 {
     local docroot port attempt dir pid token i state cert="" key="" scheme=http host=127.0.0.1
-    local client_ca=""
-    if [[ $1 == --tls ]]; then
-        cert=$(realpath "$2")
-        key=$(realpath "$3")
-        scheme=https
-        host=localhost
-        shift 3
-        if [[ $1 == --mtls ]]; then
+    local client_ca="" location="" prefix=$DP_PREFIX user=""
+    [[ $(id -u) -ne 0 ]] || user=root
+    while [[ $1 == --* ]]; do
+        case $1 in
+        --tls)
+            cert=$(realpath "$2")
+            key=$(realpath "$3")
+            scheme=https
+            host=localhost
+            shift 3
+            ;;
+        --mtls)
             client_ca=$(realpath "$2")
             shift 2
-        fi
-    fi
+            ;;
+        --location)
+            location=$(realpath "$2")
+            prefix=$3
+            shift 3
+            ;;
+        --user)
+            user=$2
+            shift 2
+            ;;
+        *) fail "dp_start: unknown option $1" ;;
+        esac
+    done
     docroot=$(realpath "$1")
     local idx=${#_DP_PIDS[@]}
     dir=$T/nginx-$idx
@@ -518,7 +536,7 @@ dp_start()
             echo "worker_processes 1;"
             echo "pid $dir/nginx.pid;"
             echo "error_log $dir/error.log info;"
-            [[ $(id -u) -eq 0 ]] && echo "user root;"
+            [[ -z $user ]] || echo "user $user;"
             echo "events { worker_connections 256; }"
             echo "http {"
             echo "  access_log $dir/access.log;"
@@ -542,7 +560,11 @@ dp_start()
             fi
             echo "    root $dir/empty-root;"
             echo "    location = /cas-itest-ping { access_log off; return 200 \"$token\"; }"
-            echo "    location $DP_PREFIX/ { alias $docroot/; }"
+            if [[ -n $location ]]; then
+                cat "$location"
+            else
+                echo "    location $DP_PREFIX/ { alias $docroot/; }"
+            fi
             echo "  }"
             echo "}"
         } >"$dir/nginx.conf"
@@ -570,7 +592,7 @@ dp_start()
         up)
             _DP_PIDS+=("$pid")
             _DP_DIRS+=("$dir")
-            DP_URL="$scheme://$host:$port$DP_PREFIX"
+            DP_URL="$scheme://$host:$port$prefix"
             _DP_URLS+=("$DP_URL")
             DP_DIR=$dir
             [[ -n $LIB_QUIET ]] || echo "# DP $DP_URL serves $(_lib_show "$docroot")"

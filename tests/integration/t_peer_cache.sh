@@ -28,87 +28,26 @@ use_agent()
 }
 
 # peer_start DOCROOT -- serve DOCROOT with the snippet's /ccmcache/ location block on a free
-# loopback port; sets PEER_URL and PEER_DIR. As root the workers run as the unprivileged user of
-# Debian's nginx (www-data) when it can reach DOCROOT, as the snippet recommends; otherwise as the
-# test's user. The nginx is registered with lib.sh's cleanup (it stops every pid in _DP_PIDS) and
-# with dp_requests. Call it directly, never inside $( ).
+# loopback port (lib.sh's dp_start with --location); sets PEER_URL and PEER_DIR. As root the
+# workers run as the unprivileged user of Debian's nginx (www-data) when it can reach DOCROOT, as
+# the snippet recommends; otherwise as the test's user. Call it directly, never inside $( ).
 peer_start()
 {
-    local docroot block port attempt dir pid token i state idx url
+    local docroot block dp_url=${DP_URL:-} dp_dir=${DP_DIR:-}
     docroot=$(realpath "$1")
     block=$(sed -n "/^    location ${PEER_PREFIX//\//\\/}\/ {/,/^    }/p" "$SNIPPET")
     [[ -n $block ]] || fail "the snippet has a 'location $PEER_PREFIX/ {' block" "$SNIPPET"
-    grep -Fxq "        alias /var/cache/cas-agent/;" <<<"$block" ||
+    grep -Fx "        alias /var/cache/cas-agent/;" <<<"$block" >/dev/null ||
         fail "the snippet serves /var/cache/cas-agent/" "$block"
-    block=${block//"        alias /var/cache/cas-agent/;"/"        alias $docroot/;"}
-    idx=${#_DP_PIDS[@]}
-    dir=$T/nginx-$idx
-    mkdir -p "$dir/empty-root"
-    token="cas-itest-$$-$idx-$RANDOM"
-    for ((attempt = 0; attempt < 25; attempt++)); do
-        port=$(_lib_random_port)
-        _lib_port_listening "$port" && continue
-        rm -f "$dir/error.log" "$dir/stderr.log"
-        {
-            echo "daemon off;"
-            echo "master_process on;"
-            echo "worker_processes 1;"
-            echo "pid $dir/nginx.pid;"
-            echo "error_log $dir/error.log info;"
-            [[ -z $PEER_USER ]] || echo "user $PEER_USER;"
-            echo "events { worker_connections 256; }"
-            echo "http {"
-            echo "  access_log $dir/access.log;"
-            _lib_nginx_temp_paths "$dir" | sed 's/^/  /'
-            echo "  server {"
-            echo "    listen 127.0.0.1:$port;"
-            echo "    root $dir/empty-root;"
-            echo "    location = /cas-itest-ping { access_log off; return 200 \"$token\"; }"
-            echo "$block"
-            echo "  }"
-            echo "}"
-        } >"$dir/nginx.conf"
-        "$NGINX" -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" \
-            </dev/null >"$dir/stderr.log" 2>&1 &
-        pid=$!
-        url="http://127.0.0.1:$port$PEER_PREFIX"
-        # Registered at once, so that cleanup stops it whatever happens next.
-        _DP_PIDS[idx]=$pid
-        _DP_DIRS[idx]=$dir
-        _DP_URLS[idx]=$url
-        state=starting
-        for ((i = 0; i < 200; i++)); do
-            if grep -qs "Address already in use" "$dir/error.log" "$dir/stderr.log"; then
-                state=busy
-                break
-            fi
-            if ! kill -0 "$pid" 2>/dev/null; then
-                state=died
-                break
-            fi
-            if [[ $(curl -s --max-time 2 "http://127.0.0.1:$port/cas-itest-ping" 2>/dev/null) == "$token" ]]; then
-                state=up
-                break
-            fi
-            sleep 0.05
-        done
-        [[ $state == up ]] || _lib_stop_pid "$pid"
-        case $state in
-        up)
-            PEER_URL=$url
-            PEER_DIR=$dir
-            echo "# peer $PEER_URL serves $(_lib_show "$docroot") (workers as ${PEER_USER:-$(id -un)})"
-            return 0
-            ;;
-        busy) _DP_PIDS[idx]="" ;;
-        *)
-            _DP_PIDS[idx]=""
-            fail "nginx with the peer-cache snippet starts on 127.0.0.1:$port ($state)" \
-                "$(_lib_tail "$dir/error.log")" "$(_lib_tail "$dir/stderr.log")"
-            ;;
-        esac
-    done
-    fail "nginx finds a free port" "25 random ports in 20000-60999 were busy"
+    printf '%s\n' "${block//"        alias /var/cache/cas-agent/;"/"        alias $docroot/;"}" \
+        >"$T/peer-location.conf"
+    LIB_QUIET=1 dp_start ${PEER_USER:+--user "$PEER_USER"} \
+        --location "$T/peer-location.conf" "$PEER_PREFIX" "$docroot"
+    PEER_URL=$DP_URL
+    PEER_DIR=$DP_DIR
+    DP_URL=$dp_url
+    DP_DIR=$dp_dir
+    echo "# peer $PEER_URL serves $(_lib_show "$docroot") (workers as ${PEER_USER:-$(id -un)})"
 }
 
 # http_code [CURL ARGS...] URL -- the status code curl got ("000": no answer).

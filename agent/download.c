@@ -893,7 +893,8 @@ static void dl_copy_cached(struct dl_job *j, struct dl_file *files, size_t n)
         char part[32], side[32], copy[32];
         const char *from = NULL;
         uint64_t size = 0;
-        if (f->state != F_PENDING)
+        /* Most files of new content are nowhere in the cache: ask before creating anything. */
+        if (f->state != F_PENDING || !cache_files_has(t, f->e->hex))
             continue;
         dl_part_names(f, part, side, sizeof(part));
         snprintf(copy, sizeof(copy), "%06zu.copy", f->index);

@@ -362,6 +362,15 @@ cleanup:
     return hr;
 }
 
+int cache_files_has(struct cache_files *t, const char *hex)
+{
+    char lower[CAS_HASH_MAX_HEX + 1];
+    if (strlen(hex) != t->hexlen)
+        return 0;
+    cas_hex_lower(hex, lower);
+    return dedup_first(t, lower) != NULL;
+}
+
 cas_hr cache_files_copy(struct cache_files *t, const char *hex, int dst_fd, uint64_t *size_out,
                         const char **from_content)
 {

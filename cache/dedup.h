@@ -15,6 +15,9 @@ struct cache_files *cache_files_load(struct cache *c, enum cas_hash_alg alg,
                                      const char *exclude_content);
 void cache_files_free(struct cache_files *t);
 
+/* 1 if some entry lists a file with hash `hex` (either case): worth a cache_files_copy. */
+int cache_files_has(struct cache_files *t, const char *hex);
+
 /* Copy a cached file whose listed hash is `hex` (either case) into `dst_fd` (an empty file
  * opened for writing), hashing what was copied: CAS_OK only if the copy hashes to `hex`, with
  * *size_out its size and *from_content the entry it came from (owned by t). CAS_E_NOT_FOUND

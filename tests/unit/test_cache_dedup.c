@@ -169,6 +169,7 @@ static void test_copies_and_verifies(void **state)
 
     hash_of(CAS_HASH_SHA256, f->big, BIG_BYTES, hex);
     cas_hex_upper(hex, hex); /* either case is accepted */
+    assert_true(cache_files_has(t, hex));
     int fd = new_dst(f, "big.out", O_RDWR);
     assert_int_equal(cache_files_copy(t, hex, fd, &size, &from), CAS_OK);
     assert_int_equal(size, BIG_BYTES);
@@ -203,6 +204,8 @@ static void test_absent_hash_is_not_found(void **state)
     assert_non_null(t);
     hash_of(CAS_HASH_SHA256, "in no entry\n", 12, hex);
     int fd = new_dst(f, "absent.out", O_RDWR);
+    assert_false(cache_files_has(t, hex));
+    assert_false(cache_files_has(t, "abc"));
     assert_int_equal(cache_files_copy(t, hex, fd, &size, &from), CAS_E_NOT_FOUND);
     assert_non_null(strstr(cas_err_detail(), hex));
     assert_null(from);

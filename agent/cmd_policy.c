@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "agent/agent.h"
+#include "agent/policy_fetch.h"
 #include "agent/policy_store.h"
 #include "common/hash.h"
 #include "common/timefmt.h"
@@ -13,9 +14,28 @@
 static int policy_usage(void)
 {
     fputs("usage: cas-agent policy apply FILE [--signature SIG]\n"
+          "       cas-agent policy fetch\n"
           "       cas-agent policy show [--json]\n",
           stderr);
     return 2;
+}
+
+static int policy_fetch(struct cas_agent *a, int argc)
+{
+    if (argc != 1)
+        return policy_usage();
+    struct cas_policy p = {0};
+    int changed = 0;
+    cas_hr hr = cas_policy_fetch(a, &p, &changed);
+    if (hr != CAS_OK)
+        return cas_agent_fail(hr);
+    if (changed)
+        printf("Applied policy for site %s, serial %llu, %zu advertisement(s)\n", p.site,
+               (unsigned long long)p.serial, p.n_adverts);
+    else
+        printf("Policy unchanged\n");
+    cas_policy_free(&p);
+    return 0;
 }
 
 static int policy_apply(struct cas_agent *a, int argc, char **argv)
@@ -124,6 +144,8 @@ int cas_cmd_policy(struct cas_agent *a, int argc, char **argv)
         return policy_usage();
     if (!strcmp(argv[1], "apply"))
         return policy_apply(a, argc - 1, argv + 1);
+    if (!strcmp(argv[1], "fetch"))
+        return policy_fetch(a, argc - 1);
     if (!strcmp(argv[1], "show"))
         return policy_show(a, argc - 1, argv + 1);
     return policy_usage();

@@ -23,6 +23,10 @@ struct cas_transfer_request {
     uint64_t max_bytes;   /* a body longer than this is cut and fails with CAS_E_TOO_LARGE */
     uint64_t resume_from; /* > 0: ask for "Range: bytes=N-" */
     const char *if_range; /* with resume_from: the validator for If-Range, or NULL */
+    /* Conditional GET (policy polling): an unchanged resource answers 304, which fails with
+     * CAS_E_HTTP_BASE + 304 and no body. NULL: not sent. */
+    const char *if_none_match;
+    const char *if_modified_since;
     /* Called once for a 2xx response before any body byte; a failure aborts the transfer. */
     cas_hr (*on_response)(void *ud, const struct cas_transfer_response *resp);
     /* Receives the body in pieces; returns CAS_OK or a failure that aborts the transfer. */

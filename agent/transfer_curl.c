@@ -146,6 +146,18 @@ static void xfer_free(struct cas_transfer_curl *tc, struct xfer *x)
     free(x);
 }
 
+/* Append "Name: value" to a header list (a NULL list starts one). A value with a line break
+ * (from a server's ETag) is not sent: it could inject headers. */
+static struct curl_slist *tc_header(struct curl_slist *list, const char *name, const char *value)
+{
+    char *h = NULL;
+    if (strpbrk(value, "\r\n") || asprintf(&h, "%s: %s", name, value) < 0)
+        return list;
+    struct curl_slist *grown = curl_slist_append(list, h);
+    free(h);
+    return grown ? grown : list;
+}
+
 static cas_hr tc_submit(struct cas_transfer *t, const struct cas_transfer_request *req, void *tag)
 {
     struct cas_transfer_curl *tc = (struct cas_transfer_curl *)t;
@@ -193,15 +205,15 @@ static cas_hr tc_submit(struct cas_transfer *t, const struct cas_transfer_reques
         char range[48];
         snprintf(range, sizeof(range), "%llu-", (unsigned long long)req->resume_from);
         curl_easy_setopt(e, CURLOPT_RANGE, range);
-        if (req->if_range) {
-            char *h = NULL;
-            if (asprintf(&h, "If-Range: %s", req->if_range) >= 0) {
-                x->headers = curl_slist_append(NULL, h);
-                free(h);
-            }
-            curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-        }
+        if (req->if_range)
+            x->headers = tc_header(x->headers, "If-Range", req->if_range);
     }
+    if (req->if_none_match)
+        x->headers = tc_header(x->headers, "If-None-Match", req->if_none_match);
+    if (req->if_modified_since)
+        x->headers = tc_header(x->headers, "If-Modified-Since", req->if_modified_since);
+    if (x->headers)
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
     if (curl_multi_add_handle(tc->multi, e) != CURLM_OK) {
         curl_slist_free_all(x->headers);
         curl_easy_cleanup(e);

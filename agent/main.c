@@ -12,7 +12,7 @@ static void usage(FILE *out)
         "\n"
         "Commands:\n"
         "  policy apply FILE [--signature SIG]  verify and apply a signed policy (SIG: FILE.sig)\n"
-        "  policy fetch                         fetch the policy from management_point and apply it\n"
+        "  policy fetch                         fetch and apply the management point's policy\n"
         "  policy show [--json]                 the applied policy's advertisements\n"
         "  download CONTENT_ID                  download and verify content into the cache\n"
         "  execute ADVERT_ID                    make content present and verified, then run the\n"

@@ -240,30 +240,6 @@ static void dl_note_failure(struct dl_job *j, struct dl_location *loc, cas_hr hr
 
 /* ---- step 1: the listing ---- */
 
-struct dl_membuf {
-    char *data;
-    size_t len, cap;
-};
-
-static cas_hr dl_mem_on_data(void *ud, const void *data, size_t len)
-{
-    struct dl_membuf *m = ud;
-    if (m->len + len + 1 > m->cap) {
-        size_t ncap = m->cap ? m->cap : 4096;
-        while (ncap < m->len + len + 1)
-            ncap *= 2;
-        char *n = realloc(m->data, ncap);
-        if (!n)
-            return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-        m->data = n;
-        m->cap = ncap;
-    }
-    memcpy(m->data + m->len, data, len);
-    m->len += len;
-    m->data[m->len] = '\0';
-    return CAS_OK;
-}
-
 /* Combine what went wrong at every location into the job's error: a 404 everywhere is "not on
  * the server"; nothing reachable is "no location could be reached". */
 struct dl_outcome {
@@ -317,10 +293,12 @@ static cas_hr dl_fetch_listing(struct dl_job *j, struct cas_sums *sums, char *ac
         if (!url)
             return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
         for (int tries = 1;; tries++) {
-            struct dl_membuf mem = {0};
+            struct cas_transfer_buf mem = {0};
             struct cas_transfer_result res = {0};
-            struct cas_transfer_request req = {
-                .url = url, .max_bytes = DL_SUMS_MAX, .on_data = dl_mem_on_data, .ud = &mem};
+            struct cas_transfer_request req = {.url = url,
+                                               .max_bytes = DL_SUMS_MAX,
+                                               .on_data = cas_transfer_buf_on_data,
+                                               .ud = &mem};
             cas_hr hr = cas_transfer_get(j->t, &req, &res);
             j->fetched += res.bytes;
             if (dl_interrupted)

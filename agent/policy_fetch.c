@@ -19,31 +19,19 @@
 
 #define FETCH_VALIDATORS "mp.json" /* in <state_dir>/policy: the last answer's validators */
 
-struct fetch_buf {
-    char *data;
-    size_t len;
-};
-
-static cas_hr fetch_on_data(void *ud, const void *data, size_t len)
-{
-    struct fetch_buf *b = ud;
-    char *grown = realloc(b->data, b->len + len + 1);
-    if (!grown)
-        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-    memcpy(grown + b->len, data, len);
-    b->len += len;
-    grown[b->len] = '\0';
-    b->data = grown;
-    return CAS_OK;
-}
-
 struct fetch_validators {
     char *etag, *last_modified;
 };
 
+/* The policy request: its body, and the validators of its answer for the next poll. */
+struct fetch_ctx {
+    struct cas_transfer_buf body;
+    struct fetch_validators got;
+};
+
 static cas_hr fetch_on_response(void *ud, const struct cas_transfer_response *resp)
 {
-    struct fetch_validators *v = ud;
+    struct fetch_validators *v = &((struct fetch_ctx *)ud)->got;
     free(v->etag);
     free(v->last_modified);
     v->etag = resp->etag ? strdup(resp->etag) : NULL;
@@ -51,19 +39,9 @@ static cas_hr fetch_on_response(void *ud, const struct cas_transfer_response *re
     return CAS_OK;
 }
 
-struct fetch_ctx {
-    struct fetch_buf body;
-    struct fetch_validators got;
-};
-
-static cas_hr fetch_ctx_on_response(void *ud, const struct cas_transfer_response *resp)
+static cas_hr fetch_on_data(void *ud, const void *data, size_t len)
 {
-    return fetch_on_response(&((struct fetch_ctx *)ud)->got, resp);
-}
-
-static cas_hr fetch_ctx_on_data(void *ud, const void *data, size_t len)
-{
-    return fetch_on_data(&((struct fetch_ctx *)ud)->body, data, len);
+    return cas_transfer_buf_on_data(&((struct fetch_ctx *)ud)->body, data, len);
 }
 
 static char *fetch_path(const struct cas_agent *a, const char *name)
@@ -113,7 +91,7 @@ static void fetch_save_validators(const struct cas_agent *a, const char *url,
 }
 
 /* 1 if `body` is byte for byte the policy already applied for its site. */
-static int fetch_is_applied(const struct cas_agent *a, const struct fetch_buf *body)
+static int fetch_is_applied(const struct cas_agent *a, const struct cas_transfer_buf *body)
 {
     struct cas_policy p = {0};
     char *name = NULL, *path = NULL, *buf = NULL;
@@ -135,7 +113,7 @@ cas_hr cas_policy_fetch(struct cas_agent *a, struct cas_policy *applied, int *ch
     const char *url = a->cfg.management_point;
     struct fetch_validators had = {0};
     struct fetch_ctx pol = {0};
-    struct fetch_buf sig = {0};
+    struct cas_transfer_buf sig = {0};
     struct cas_transfer *t = NULL;
     struct cas_transfer_result res = {0};
     char *sig_url = NULL, *in_path = NULL, *in_sig = NULL, *dir = NULL;
@@ -155,8 +133,8 @@ cas_hr cas_policy_fetch(struct cas_agent *a, struct cas_policy *applied, int *ch
         .max_bytes = CAS_POLICY_MAX_BYTES,
         .if_none_match = had.etag,
         .if_modified_since = had.etag ? NULL : had.last_modified,
-        .on_response = fetch_ctx_on_response,
-        .on_data = fetch_ctx_on_data,
+        .on_response = fetch_on_response,
+        .on_data = fetch_on_data,
         .ud = &pol,
     };
     hr = cas_transfer_get(t, &req, &res);
@@ -171,8 +149,10 @@ cas_hr cas_policy_fetch(struct cas_agent *a, struct cas_policy *applied, int *ch
         hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
         goto cleanup;
     }
-    struct cas_transfer_request sreq = {
-        .url = sig_url, .max_bytes = CAS_SIG_MAX_BYTES, .on_data = fetch_on_data, .ud = &sig};
+    struct cas_transfer_request sreq = {.url = sig_url,
+                                        .max_bytes = CAS_SIG_MAX_BYTES,
+                                        .on_data = cas_transfer_buf_on_data,
+                                        .ud = &sig};
     memset(&res, 0, sizeof(res));
     hr = cas_transfer_get(t, &sreq, &res);
     int unsigned_policy = hr == CAS_E_HTTP_404;

@@ -55,6 +55,14 @@ struct cas_transfer {
     void (*destroy)(struct cas_transfer *t);
 };
 
+/* A body kept in memory: pass cas_transfer_buf_on_data as on_data and the buffer as ud. data is
+ * NUL-terminated (for parsers) and malloc'd: free it. */
+struct cas_transfer_buf {
+    char *data;
+    size_t len, cap;
+};
+cas_hr cas_transfer_buf_on_data(void *ud, const void *data, size_t len);
+
 /* One blocking GET on top of submit/wait (nothing else may be in flight). Sets the detail. */
 cas_hr cas_transfer_get(struct cas_transfer *t, const struct cas_transfer_request *req,
                         struct cas_transfer_result *res);

@@ -339,6 +339,25 @@ static void tc_destroy(struct cas_transfer *t)
     free(tc);
 }
 
+cas_hr cas_transfer_buf_on_data(void *ud, const void *data, size_t len)
+{
+    struct cas_transfer_buf *m = ud;
+    if (m->len + len + 1 > m->cap) {
+        size_t ncap = m->cap ? m->cap : 4096;
+        while (ncap < m->len + len + 1)
+            ncap *= 2;
+        char *n = realloc(m->data, ncap);
+        if (!n)
+            return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        m->data = n;
+        m->cap = ncap;
+    }
+    memcpy(m->data + m->len, data, len);
+    m->len += len;
+    m->data[m->len] = '\0';
+    return CAS_OK;
+}
+
 cas_hr cas_transfer_get(struct cas_transfer *t, const struct cas_transfer_request *req,
                         struct cas_transfer_result *res)
 {

@@ -1205,32 +1205,13 @@ cleanup:
 static cas_hr dl_verify_cached(struct cache *cache, const struct cas_advert *ad,
                                struct cache_hold **hold)
 {
-    char actual[CAS_HASH_MAX_HEX + 1], exp_up[CAS_HASH_MAX_HEX + 1], act_up[CAS_HASH_MAX_HEX + 1];
-    char *changed = NULL;
     cas_hr hr = hold ? cache_hold(cache, ad->content_id, hold) : CAS_OK;
-    if (hr != CAS_OK)
-        return hr;
-    hr = cache_verify(cache, ad->content_id, ad->alg, ad->hash, actual, &changed);
-    if (hr == CAS_OK) {
-        cache_touch(cache, ad->content_id, cas_clock_now(), ad->persist, 1);
-        return CAS_OK;
-    }
-    if (hold) {
+    if (hr == CAS_OK)
+        hr = cache_reverify(cache, ad->content_id, ad->alg, ad->hash, cas_clock_now(), ad->persist);
+    if (hr != CAS_OK && hold) {
         cache_release(*hold);
         *hold = NULL;
     }
-    if (hr != CAS_E_HASH_MISMATCH)
-        return hr;
-    cas_hex_upper(ad->hash, exp_up);
-    cas_hex_upper(actual, act_up);
-    cas_log_error(CAS_LOG_CAS,
-                  "Content %s in the cache does not match its hash, error 0x%08X: expected %s, "
-                  "actual %s; %s",
-                  ad->content_id, CAS_E_HASH_MISMATCH, exp_up, act_up,
-                  changed ? changed : "cannot tell which file");
-    hr = cas_fail(CAS_E_HASH_MISMATCH, "content %s in the cache changed after it was verified: %s",
-                  ad->content_id, changed ? changed : "cannot tell which file");
-    free(changed);
     return hr;
 }
 

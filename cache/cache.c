@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/fsutil.h"
+#include "common/log.h"
 #include "common/path.h"
 #include "common/timefmt.h"
 
@@ -676,6 +677,33 @@ cas_hr cache_verify(struct cache *c, const char *content_id, enum cas_hash_alg a
     cas_sums_free(&now);
     cas_sums_free(&rec);
     free(content);
+    return hr;
+}
+
+cas_hr cache_reverify(struct cache *c, const char *content_id, enum cas_hash_alg alg,
+                      const char *expected_hex, time_t now, int persist)
+{
+    char actual[CAS_HASH_MAX_HEX + 1], exp_up[CAS_HASH_MAX_HEX + 1], act_up[CAS_HASH_MAX_HEX + 1];
+    char *changed = NULL;
+    cas_hr hr = cache_verify(c, content_id, alg, expected_hex, actual, &changed);
+    if (hr == CAS_OK) {
+        cache_touch(c, content_id, now, persist, 1);
+        return CAS_OK;
+    }
+    if (hr != CAS_E_HASH_MISMATCH)
+        return hr;
+    const char *what = changed ? changed : "cannot tell which file";
+    cas_hex_upper(expected_hex, exp_up);
+    cas_hex_upper(actual, act_up);
+    cas_log_error(CAS_LOG_CAS,
+                  "Content %s in the cache does not match its hash, error 0x%08X: expected %s, "
+                  "actual %s; %s",
+                  content_id, CAS_E_HASH_MISMATCH, exp_up, act_up, what);
+    hr = cas_fail(CAS_E_HASH_MISMATCH,
+                  "content %s in the cache changed after it was verified: expected %s, actual "
+                  "%s; %s",
+                  content_id, exp_up, act_up, what);
+    free(changed);
     return hr;
 }
 

@@ -65,6 +65,13 @@ cas_hr cache_verify(struct cache *c, const char *content_id, enum cas_hash_alg a
 cas_hr cache_recorded_hash(struct cache *c, const char *content_id, enum cas_hash_alg *alg,
                            char *hex);
 
+/* cache_verify for a use of the entry: on CAS_OK the use and the verification are recorded
+ * (cache_touch with `now` and `persist`); on CAS_E_HASH_MISMATCH CAS.log gets an error record
+ * naming 0x80091007, the expected and actual package hashes and the file that changed, and the
+ * detail says the same. */
+cas_hr cache_reverify(struct cache *c, const char *content_id, enum cas_hash_alg alg,
+                      const char *expected_hex, time_t now, int persist);
+
 /* Path of the entry's content folder (malloc'd). */
 char *cache_content_path(const struct cache *c, const char *content_id);
 

@@ -51,65 +51,30 @@ void cache_unlock(int fd)
         close(fd);
 }
 
-/* .partial holds C/ folders (kept for resume) and their C.lock files; anything else is left
- * over from an older layout or a crash and is removed. A folder whose content is already
- * committed is stale too, unless another process holds its lock. */
-static void cache_remove_stale_staging(struct cache *c)
+/* Remove staging folder `name` (NULL: only the lock) and its lock `name`.lock, unless a
+ * download holds the lock. For a folder the lock is created if missing (a kept folder has
+ * none), so a download starting meanwhile waits for it instead of losing its folder; a process
+ * that locks the file after it is unlinked sees the path gone and opens a new one
+ * (cache_stage_begin). 1 if removed. */
+static int cache_staging_remove_unheld(int pfd, const char *name, const char *lock)
 {
-    int pfd = openat(c->dirfd, CACHE_PARTIAL, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (pfd < 0)
-        return;
-    DIR *d = fdopendir(pfd);
-    if (!d) {
-        close(pfd);
-        return;
+    int lfd = openat(pfd, lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (name ? O_CREAT : 0), 0600);
+    if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+        close(lfd);
+        return 0; /* a download is running */
     }
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        char name[NAME_MAX + 1];
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        snprintf(name, sizeof(name), "%s", de->d_name);
-        size_t n = strlen(name);
-        if (n > 5 && !strcmp(name + n - 5, ".lock")) {
-            name[n - 5] = '\0';
-            struct stat st;
-            if (!cas_id_is_content(name)) {
-                /* not ours: removed below */
-            } else if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-                continue; /* its staging folder is there: decided with the folder */
-            } else {
-                /* A lock without a folder, left by a crash after a commit. Removed only if
-                 * nobody holds it; a process that locks it later sees the path gone and
-                 * opens a new one (cache_stage_begin). */
-                int lfd = openat(dirfd(d), de->d_name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-                if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) == 0)
-                    unlinkat(dirfd(d), de->d_name, 0);
-                if (lfd >= 0)
-                    close(lfd);
-                continue;
-            }
-        } else if (cas_id_is_content(name) && !cache_has(c, name)) {
-            continue;
-        } else if (cas_id_is_content(name)) {
-            char lock[NAME_MAX + 8];
-            snprintf(lock, sizeof(lock), "%s.lock", name);
-            int lfd = openat(dirfd(d), lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
-            if (lfd >= 0 && flock(lfd, LOCK_EX | LOCK_NB) != 0) {
-                close(lfd);
-                continue;
-            }
-            cas_fs_remove_tree_at(dirfd(d), de->d_name);
-            if (lfd >= 0)
-                close(lfd);
-            continue;
-        }
-        cas_fs_remove_tree_at(dirfd(d), de->d_name);
-    }
-    closedir(d);
+    int removed = !name || cas_fs_remove_tree_at(pfd, name) == CAS_OK;
+    unlinkat(pfd, lock, 0);
+    if (lfd >= 0)
+        close(lfd);
+    return removed;
 }
 
-int cache_clean_staging(struct cache *c)
+/* .partial holds C/ folders and their C.lock files. Removed: anything else (an older layout, a
+ * crash), a lock without its folder (a crash after a commit), and every folder nobody holds
+ * that is committed already or, with `all` (cache clean), also the ones kept for resume. The
+ * number of folders removed. */
+static int cache_sweep_staging(struct cache *c, int all)
 {
     int removed = 0;
     int pfd = openat(c->dirfd, CACHE_PARTIAL, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -122,23 +87,36 @@ int cache_clean_staging(struct cache *c)
     }
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        char lock[NAME_MAX + 8];
-        if (!cas_id_is_content(de->d_name))
+        char name[NAME_MAX + 1], lock[NAME_MAX + 8];
+        struct stat st;
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        snprintf(lock, sizeof(lock), "%s.lock", de->d_name);
-        int lfd = openat(dirfd(d), lock, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) != 0) {
-            if (lfd >= 0)
-                close(lfd);
-            continue; /* a download is running */
+        snprintf(name, sizeof(name), "%s", de->d_name);
+        size_t n = strlen(name);
+        if (n > 5 && !strcmp(name + n - 5, ".lock")) {
+            name[n - 5] = '\0';
+            if (!cas_id_is_content(name))
+                cas_fs_remove_tree_at(pfd, de->d_name);
+            else if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+                cache_staging_remove_unheld(pfd, NULL, de->d_name);
+            continue; /* else decided with its folder */
         }
-        if (cas_fs_remove_tree_at(dirfd(d), de->d_name) == CAS_OK)
-            removed++;
-        unlinkat(dirfd(d), lock, 0);
-        close(lfd);
+        if (!cas_id_is_content(name)) {
+            cas_fs_remove_tree_at(pfd, name);
+            continue;
+        }
+        if (!all && !cache_has(c, name))
+            continue; /* kept for the next download to resume */
+        snprintf(lock, sizeof(lock), "%s.lock", name);
+        removed += cache_staging_remove_unheld(pfd, name, lock);
     }
     closedir(d);
     return removed;
+}
+
+int cache_clean_staging(struct cache *c)
+{
+    return cache_sweep_staging(c, 1);
 }
 
 /* C/ without C.sums: a commit interrupted between its two renames, or a delete interrupted.
@@ -198,7 +176,7 @@ cas_hr cache_open(const char *dir, struct cache **out)
         hr = cas_fail(cas_err_from_errno(errno), "locking cache %s: %s", dir, strerror(errno));
         goto fail;
     }
-    cache_remove_stale_staging(c);
+    cache_sweep_staging(c, 0);
     cache_remove_orphans(c);
     /* Checked at every start, so a lost or damaged index is rebuilt (and said) before use. */
     struct cache_meta *m = NULL;

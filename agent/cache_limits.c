@@ -42,10 +42,18 @@ void cas_cache_limits_free(struct cache_limits *l)
     l->n_persist = 0;
 }
 
-void cas_cache_limits_mark(const struct cache_limits *l, struct cache_entry_info *items, size_t n)
+cas_hr cas_cache_list(struct cas_agent *a, struct cache *c, struct cache_entry_info **items,
+                      size_t *n)
 {
-    for (size_t i = 0; i < n; i++) {
-        for (size_t k = 0; !items[i].persist && k < l->n_persist; k++)
-            items[i].persist = !strcmp(l->persist[k], items[i].content_id);
+    struct cache_limits l;
+    cas_hr hr = cache_list(c, items, n);
+    if (hr != CAS_OK)
+        return hr;
+    cas_cache_limits_load(a, &l);
+    for (size_t i = 0; i < *n; i++) {
+        for (size_t k = 0; !(*items)[i].persist && k < l.n_persist; k++)
+            (*items)[i].persist = !strcmp(l.persist[k], (*items)[i].content_id);
     }
+    cas_cache_limits_free(&l);
+    return CAS_OK;
 }

@@ -9,8 +9,9 @@
  * relies on the cache index's flags. Free with cas_cache_limits_free. */
 void cas_cache_limits_load(struct cas_agent *a, struct cache_limits *l);
 void cas_cache_limits_free(struct cache_limits *l);
-/* Mark the entries the persist list names as persistent, so what is shown is what eviction
- * will do. */
-void cas_cache_limits_mark(const struct cache_limits *l, struct cache_entry_info *items, size_t n);
+/* cache_list, with entries the applied policies mark persistent shown as persistent: what is
+ * shown is what eviction will do. */
+cas_hr cas_cache_list(struct cas_agent *a, struct cache *c, struct cache_entry_info **items,
+                      size_t *n);
 
 #endif

@@ -34,13 +34,9 @@ static int cache_cmd_list(struct cas_agent *a, struct cache *c, int json)
 {
     struct cache_entry_info *items = NULL;
     size_t n = 0;
-    cas_hr hr = cache_list(c, &items, &n);
+    cas_hr hr = cas_cache_list(a, c, &items, &n);
     if (hr != CAS_OK)
         return cas_agent_fail(hr);
-    struct cache_limits l;
-    cas_cache_limits_load(a, &l);
-    cas_cache_limits_mark(&l, items, n);
-    cas_cache_limits_free(&l);
     if (json) {
         cJSON *arr = cJSON_CreateArray();
         for (size_t i = 0; arr && i < n; i++) {

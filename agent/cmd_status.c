@@ -26,17 +26,13 @@ int cas_cmd_status(struct cas_agent *a, int argc, char **argv)
     if (hr == CAS_OK)
         hr = cas_agent_cache(a, &c);
     if (hr == CAS_OK)
-        hr = cache_list(c, &items, &n_items);
+        hr = cas_cache_list(a, c, &items, &n_items);
     if (hr != CAS_OK) {
         for (size_t i = 0; i < n_pols; i++)
             cas_policy_free(&pols[i]);
         free(pols);
         return cas_agent_fail(hr);
     }
-    struct cache_limits l;
-    cas_cache_limits_load(a, &l);
-    cas_cache_limits_mark(&l, items, n_items);
-    cas_cache_limits_free(&l);
     for (size_t i = 0; i < n_items; i++) {
         used += items[i].size;
         in_use += items[i].in_use != 0;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "agent/download.h"
@@ -43,18 +44,18 @@ static cas_hr execute_advert(struct cas_agent *a, const struct cas_advert *ad)
                  "Execution Request for advert %s package %s program %s state change from "
                  "NotExist to WaitingContent",
                  ad->id, ad->package, prog->command);
-    if (strcmp(prog->context, "System") != 0) {
-        hr = cas_fail(CAS_E_EXEC_FATAL,
-                      "context %s is not supported by this version of the "
-                      "agent; only System is",
-                      prog->context);
-        cas_log_error(CAS_LOG_EXECMGR, "Program %s of advert %s will not be run: %s", prog->command,
-                      ad->id, cas_err_detail());
-        return hr;
-    }
+    const char *user = strncmp(prog->context, "user:", 5) ? NULL : prog->context + 5;
     hr = cas_context_sid(prog->context, sid, sizeof(sid));
-    if (hr != CAS_OK)
-        return hr;
+    if (hr == CAS_OK && user && geteuid() != 0)
+        hr = cas_fail(CAS_E_ACCESSDENIED,
+                      "context %s needs the agent to run as root to switch to that user",
+                      prog->context);
+    if (hr != CAS_OK) {
+        snprintf(detail, sizeof(detail), "%s", cas_err_detail());
+        cas_log_error(CAS_LOG_EXECMGR, "Program %s of advert %s will not be run: %s, error 0x%08X",
+                      prog->command, ad->id, detail, hr);
+        return cas_fail(hr, "%s", detail);
+    }
     cas_log_info(CAS_LOG_EXECMGR, "Requesting content from CAS for package %s version %llu",
                  ad->package, (unsigned long long)ad->version);
     /* Held until the program ends: nobody removes or replaces the content under it. */
@@ -98,9 +99,11 @@ static cas_hr execute_advert(struct cas_agent *a, const struct cas_advert *ad)
         argv[i + 1] = prog->args[i];
 
     cas_log_info(CAS_LOG_EXECMGR, "Executing program %s under context %s", prog->command, sid);
+    if (user)
+        cas_log_verbose(CAS_LOG_EXECMGR, "Context %s is user %s", sid, user);
     cas_log_verbose(CAS_LOG_EXECMGR, "Command line: %s, %zu argument(s), working folder %s", path,
                     prog->argc, content);
-    struct cas_run_request req = {path, argv, content, prog->max_run_minutes};
+    struct cas_run_request req = {path, argv, content, prog->max_run_minutes, user};
     hr = a->runner->run(a->runner, &req, &code);
     if (hr != CAS_OK) {
         snprintf(detail, sizeof(detail), "%s", cas_err_detail());

@@ -36,6 +36,7 @@
 
 #include "agent/cache_limits.h"
 #include "agent/hasher.h"
+#include "agent/signals.h"
 #include "cache/dedup.h"
 #include "common/fsutil.h"
 #include "common/guid.h"
@@ -57,14 +58,6 @@
 #define DL_SIDE_RECORD_AT   (1u << 20) /* files this big get a side record for resume */
 #define DL_PROGRESS_EVERY_S 5.0
 #define DL_WRITEBACK_EVERY  (8u << 20) /* start writing back every 8 MiB received */
-
-static volatile sig_atomic_t dl_interrupted;
-
-static void dl_on_signal(int sig)
-{
-    (void)sig;
-    dl_interrupted = 1;
-}
 
 static double dl_now(void)
 {
@@ -144,7 +137,8 @@ cas_hr cas_context_sid(const char *context, char *buf, size_t size)
     if (!strncmp(context, "user:", 5)) {
         struct passwd *pw = getpwnam(context + 5);
         if (!pw)
-            return cas_fail(CAS_E_NOT_FOUND, "context %s: no such user", context);
+            return cas_fail(CAS_E_NO_SUCH_USER, "context %s: no such user on this machine",
+                            context);
         snprintf(buf, size, "S-1-22-1-%lu", (unsigned long)pw->pw_uid);
         return CAS_OK;
     }
@@ -301,7 +295,7 @@ static cas_hr dl_fetch_listing(struct dl_job *j, struct cas_sums *sums, char *ac
                                                .ud = &mem};
             cas_hr hr = cas_transfer_get(j->t, &req, &res);
             j->fetched += res.bytes;
-            if (dl_interrupted)
+            if (cas_stop_requested())
                 hr = cas_fail(CAS_E_CANCELLED, "interrupted");
             if (hr != CAS_OK) {
                 enum dl_verdict v = dl_classify(hr, &res);
@@ -534,7 +528,7 @@ static cas_hr dl_on_data(void *ud, const void *data, size_t len)
 {
     struct dl_xfer *x = ud;
     struct dl_job *j = x->j;
-    if (dl_interrupted)
+    if (cas_stop_requested())
         return cas_fail(CAS_E_CANCELLED, "interrupted");
     /* This file's own non-matching copy is replaced if this one matches: it does not count. */
     uint64_t others = j->live - (x->f->have_copy ? x->f->copy_bytes : 0);
@@ -866,7 +860,7 @@ static void dl_copy_cached(struct dl_job *j, struct dl_file *files, size_t n)
                      ad->content_id, cas_err_detail());
         return;
     }
-    for (size_t i = 0; i < n && j->fatal == CAS_OK && !dl_interrupted; i++) {
+    for (size_t i = 0; i < n && j->fatal == CAS_OK && !cas_stop_requested(); i++) {
         struct dl_file *f = &files[i];
         char part[32], side[32], copy[32];
         const char *from = NULL;
@@ -965,7 +959,7 @@ static cas_hr dl_fetch_files(struct dl_job *j, const struct cas_sums *sums, stru
         done = 0;
         for (size_t i = 0; i < n; i++)
             done += files[i].state == F_DONE || files[i].state == F_BAD;
-        if (dl_interrupted && j->fatal == CAS_OK)
+        if (cas_stop_requested() && j->fatal == CAS_OK)
             dl_set_fatal(j, CAS_E_CANCELLED,
                          "interrupted by a signal; partial files are kept "
                          "for the next download to resume");
@@ -1267,7 +1261,6 @@ static cas_hr dl_fetch(struct cas_agent *a, struct cache *cache, const struct ca
     struct dl_job j = {.a = a, .ad = ad, .context = context, .content_fd = -1, .parts_fd = -1};
     char job[CAS_GUID_LEN + 1];
     int keep = 0;
-    struct sigaction sa = {0}, old_int, old_term;
     cas_hr hr;
 
     j.locs = calloc(ad->n_locations, sizeof(*j.locs));
@@ -1318,14 +1311,8 @@ static cas_hr dl_fetch(struct cas_agent *a, struct cache *cache, const struct ca
     }
 
     /* SIGINT/SIGTERM end the job cleanly, keeping what resume needs. */
-    dl_interrupted = 0;
-    sa.sa_handler = dl_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
+    cas_signals_install();
     hr = dl_run(&j, cache, &keep);
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
 
     if (j.content_fd >= 0)
         close(j.content_fd);

@@ -74,7 +74,7 @@ static cas_hr cas_runner_run(const struct cas_runner *r, const struct cas_run_re
     /* Poll so the run time can be bounded without signals or threads. */
     struct timespec start, now, nap = {0, 20 * 1000 * 1000};
     clock_gettime(CLOCK_MONOTONIC, &start);
-    long limit = (long)req->max_run_minutes * 60;
+    long limit = (long)(req->max_run_minutes * 60);
     for (;;) {
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid)
@@ -87,7 +87,7 @@ static cas_hr cas_runner_run(const struct cas_runner *r, const struct cas_run_re
             nanosleep(&(struct timespec){5, 0}, NULL);
             kill(-pid, SIGKILL);
             waitpid(pid, &status, 0);
-            return cas_fail(CAS_E_PROGRAM_TIMEOUT, "%s ran longer than %d minutes and was stopped",
+            return cas_fail(CAS_E_PROGRAM_TIMEOUT, "%s ran longer than %g minutes and was stopped",
                             req->path, req->max_run_minutes);
         }
         nanosleep(&nap, NULL);

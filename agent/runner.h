@@ -6,16 +6,18 @@
 #include "common/error.h"
 
 struct cas_run_request {
-    const char *path;  /* the program, absolute */
-    char *const *argv; /* argv[0] is the program as the policy names it */
-    const char *cwd;   /* the content folder */
-    int max_run_minutes;
+    const char *path;       /* the program, absolute */
+    char *const *argv;      /* argv[0] is the program as the policy names it */
+    const char *cwd;        /* the content folder */
+    double max_run_minutes; /* fractions allowed; <= 0: no limit */
+    const char *user;       /* NULL: as the agent itself; else run as this user (agent is root) */
 };
 
 struct cas_runner {
     /* Run to completion. CAS_OK with *exit_code set when the program ran and exited;
-     * CAS_E_PROGRAM_TIMEOUT when it was stopped after max_run_minutes; another code (with
-     * detail) when it could not be started. */
+     * CAS_E_PROGRAM_TIMEOUT when its process group was ended after max_run_minutes;
+     * CAS_E_CANCELLED when a stop was requested (cas_stop_requested) and the group was ended;
+     * another code (with detail) when it could not be started. */
     cas_hr (*run)(const struct cas_runner *r, const struct cas_run_request *req, int *exit_code);
 };
 

@@ -55,6 +55,9 @@ static const struct cas_err_row cas_err_table[] = {
      "site."},
     {CAS_E_SITE_MISMATCH, "CAS_E_SITE_MISMATCH",
      "The policy is for another site than the one this agent is assigned to."},
+    {CAS_E_KEYCHANGE_REPLAY, "CAS_E_KEYCHANGE_REPLAY",
+     "Replayed key change: its serial is not higher than the last key change accepted for the "
+     "site."},
     {CAS_E_TIMEOUT, "ERROR_INTERNET_TIMEOUT", "The operation timed out."},
     {CAS_E_CANNOT_CONNECT, "ERROR_INTERNET_CANNOT_CONNECT",
      "The connection to the server could not be established."},
@@ -84,6 +87,15 @@ static const struct cas_err_row cas_err_table[] = {
      "The program ran but its exit code is not one of the advertisement's success codes."},
     {CAS_E_PROGRAM_TIMEOUT, "CAS_E_PROGRAM_TIMEOUT",
      "The program ran longer than max_run_minutes and was stopped."},
+    {CAS_E_PROGRAM_RETRY, "CAS_E_PROGRAM_RETRY",
+     "The program exited with a retryable code (retry_codes); it runs again after "
+     "retry_interval_minutes, up to retry_count times."},
+    {CAS_E_PROGRAM_INTERRUPTED, "CAS_E_PROGRAM_INTERRUPTED",
+     "The agent stopped (or was killed) while the program ran; its result is unknown."},
+    {CAS_E_NO_SUCH_USER, "ERROR_NO_SUCH_USER",
+     "The user named in a user:<name> context does not exist on this machine."},
+    {CAS_E_ALREADY_RUNNING, "ERROR_SERVICE_ALREADY_RUNNING",
+     "Another cas-agent run is already using this state folder."},
 };
 
 #define CAS_ERR_TABLE_LEN (sizeof(cas_err_table) / sizeof(cas_err_table[0]))

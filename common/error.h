@@ -29,15 +29,16 @@ typedef uint32_t cas_hr;
 #define CAS_E_CANCELLED    0x800704C7u /* ERROR_CANCELLED */
 
 /* Trust */
-#define CAS_E_HASH_MISMATCH   0x80091007u /* CRYPT_E_HASH_VALUE */
-#define CAS_E_BAD_SIGNATURE   0x80090006u /* NTE_BAD_SIGNATURE */
-#define CAS_E_NO_SIGNATURE    0x800B0100u /* TRUST_E_NOSIGNATURE: policy has no signature */
-#define CAS_E_UNTRUSTED_SITE  0x800B0109u /* CERT_E_UNTRUSTEDROOT: no trusted key for the site */
-#define CAS_E_POLICY_EXPIRED  0x800B0101u /* CERT_E_EXPIRED */
-#define CAS_E_BAD_KEY         0x80090005u /* NTE_BAD_DATA: key file unreadable or unsupported */
-#define CAS_E_UNSUPPORTED_ALG 0x80090008u /* NTE_BAD_ALGID */
-#define CAS_E_POLICY_REPLAY   0xA0CA0001u /* serial not higher than the last applied one */
-#define CAS_E_SITE_MISMATCH   0xA0CA0002u /* policy for another site than the configured one */
+#define CAS_E_HASH_MISMATCH    0x80091007u /* CRYPT_E_HASH_VALUE */
+#define CAS_E_BAD_SIGNATURE    0x80090006u /* NTE_BAD_SIGNATURE */
+#define CAS_E_NO_SIGNATURE     0x800B0100u /* TRUST_E_NOSIGNATURE: policy has no signature */
+#define CAS_E_UNTRUSTED_SITE   0x800B0109u /* CERT_E_UNTRUSTEDROOT: no trusted key for the site */
+#define CAS_E_POLICY_EXPIRED   0x800B0101u /* CERT_E_EXPIRED */
+#define CAS_E_BAD_KEY          0x80090005u /* NTE_BAD_DATA: key file unreadable or unsupported */
+#define CAS_E_UNSUPPORTED_ALG  0x80090008u /* NTE_BAD_ALGID */
+#define CAS_E_POLICY_REPLAY    0xA0CA0001u /* serial not higher than the last applied one */
+#define CAS_E_SITE_MISMATCH    0xA0CA0002u /* policy for another site than the configured one */
+#define CAS_E_KEYCHANGE_REPLAY 0xA0CA0003u /* key-change serial not higher than the last one */
 
 /* Transfers */
 #define CAS_E_TIMEOUT         0x80072EE2u /* ERROR_INTERNET_TIMEOUT */
@@ -51,14 +52,18 @@ typedef uint32_t cas_hr;
 #define CAS_E_NO_NETWORK      0x80200010u /* BG_E_NETWORK_DISCONNECTED */
 
 /* ConfigMgr content and execution */
-#define CAS_E_CONTENT_NOT_FOUND 0x87D00607u /* content not found (not in any applied policy) */
-#define CAS_E_NO_LOCATION       0x87D01107u /* no program location could be reached */
-#define CAS_E_CACHE_FULL        0x87D01201u
-#define CAS_E_CACHE_TOO_SMALL   0x87D01202u
-#define CAS_E_CACHE_IN_USE      0x87D01203u
-#define CAS_E_EXEC_FATAL        0x80008602u /* the program will not be retried */
-#define CAS_E_PROGRAM_FAILED    0xA0CA0101u /* the program's exit code is not a success code */
-#define CAS_E_PROGRAM_TIMEOUT   0xA0CA0102u /* the program ran longer than max_run_minutes */
+#define CAS_E_CONTENT_NOT_FOUND   0x87D00607u /* content not found (not in any applied policy) */
+#define CAS_E_NO_LOCATION         0x87D01107u /* no program location could be reached */
+#define CAS_E_CACHE_FULL          0x87D01201u
+#define CAS_E_CACHE_TOO_SMALL     0x87D01202u
+#define CAS_E_CACHE_IN_USE        0x87D01203u
+#define CAS_E_EXEC_FATAL          0x80008602u /* the program will not be retried */
+#define CAS_E_PROGRAM_FAILED      0xA0CA0101u /* the program's exit code is not a success code */
+#define CAS_E_PROGRAM_TIMEOUT     0xA0CA0102u /* the program ran longer than max_run_minutes */
+#define CAS_E_PROGRAM_RETRY       0xA0CA0103u /* a retryable exit code: the program runs again later */
+#define CAS_E_PROGRAM_INTERRUPTED 0xA0CA0104u /* the agent stopped while the program ran */
+#define CAS_E_NO_SUCH_USER        0x80070525u /* ERROR_NO_SUCH_USER: user:<name> context unknown */
+#define CAS_E_ALREADY_RUNNING     0x80070420u /* ERROR_SERVICE_ALREADY_RUNNING */
 
 /* Table access. Unknown codes get a generic name/message, never NULL. */
 const char *cas_err_name(cas_hr code);

@@ -1,0 +1,1 @@
+/* placeholder: fetching and applying the key change (being written) */

@@ -1,0 +1,1 @@
+/* placeholder: the key-change document (being written) */

@@ -22,6 +22,8 @@ enum key_type {
     KEY_BOOL,    /* int field */
     KEY_INT,     /* int field */
     KEY_LONG,    /* long field */
+    KEY_NUM,     /* double field, fractions allowed: dmin < value <= dmax */
+    KEY_CODES,   /* array of exit codes (int64_t[CAS_CONFIG_MAX_CODES] + count) */
 };
 
 struct key {
@@ -29,40 +31,49 @@ struct key {
     enum key_type type;
     size_t off;
     long min, max;
+    double dmin, dmax; /* KEY_NUM only */
+    size_t count_off;  /* KEY_CODES only: the count field */
 };
 
 #define F(field) offsetof(struct cas_config, field)
+#define K(name, type, field, min, max)                                                             \
+    {                                                                                              \
+        name, type, F(field), min, max, 0.0, 0.0, 0                                                \
+    }
 
 static const struct key keys[] = {
-    {"site", KEY_SITE, F(site), 0, 0},
-    {"management_point", KEY_URL, F(management_point), 0, 0},
-    {"trusted_keys_dir", KEY_DIR, F(trusted_keys_dir), 0, 0},
-    {"cache_dir", KEY_DIR, F(cache_dir), 0, 0},
-    {"state_dir", KEY_DIR, F(state_dir), 0, 0},
-    {"log_dir", KEY_DIR, F(log_dir), 0, 0},
-    {"cache_size_mb", KEY_LONG, F(cache_size_mb), 1, 16777216},
-    {"cache_min_retention_minutes", KEY_LONG, F(cache_min_retention_minutes), 0, 10080},
-    {"log_level", KEY_INT, F(log_level), 0, 3},
-    {"debug_logging", KEY_BOOL, F(debug_logging), 0, 1},
+    K("site", KEY_SITE, site, 0, 0),
+    K("management_point", KEY_URL, management_point, 0, 0),
+    K("trusted_keys_dir", KEY_DIR, trusted_keys_dir, 0, 0),
+    K("cache_dir", KEY_DIR, cache_dir, 0, 0),
+    K("state_dir", KEY_DIR, state_dir, 0, 0),
+    K("log_dir", KEY_DIR, log_dir, 0, 0),
+    K("cache_size_mb", KEY_LONG, cache_size_mb, 1, 16777216),
+    K("cache_min_retention_minutes", KEY_LONG, cache_min_retention_minutes, 0, 10080),
+    K("log_level", KEY_INT, log_level, 0, 3),
+    K("debug_logging", KEY_BOOL, debug_logging, 0, 1),
     /* The real client refuses a log smaller than 10000 bytes. */
-    {"log_max_size", KEY_LONG, F(log_max_size), 10000, 1073741824},
-    {"log_max_history", KEY_INT, F(log_max_history), 0, 100},
-    {"require_signed_policy", KEY_BOOL, F(require_signed_policy), 0, 1},
-    {"policy_poll_minutes", KEY_LONG, F(policy_poll_minutes), 1, 10080},
-    {"max_parallel_transfers", KEY_LONG, F(max_parallel_transfers), 1, 64},
-    {"connect_timeout_seconds", KEY_LONG, F(connect_timeout_seconds), 1, 600},
+    K("log_max_size", KEY_LONG, log_max_size, 10000, 1073741824),
+    K("log_max_history", KEY_INT, log_max_history, 0, 100),
+    K("require_signed_policy", KEY_BOOL, require_signed_policy, 0, 1),
+    {"policy_poll_minutes", KEY_NUM, F(policy_poll_minutes), 0, 0, 0.0, 10080.0, 0},
+    {"retry_codes", KEY_CODES, F(retry_codes), 0, 0, 0.0, 0.0, F(n_retry_codes)},
+    {"retry_interval_minutes", KEY_NUM, F(retry_interval_minutes), 0, 0, 0.0, 10080.0, 0},
+    K("retry_count", KEY_LONG, retry_count, 0, 1000),
+    K("max_parallel_transfers", KEY_LONG, max_parallel_transfers, 1, 64),
+    K("connect_timeout_seconds", KEY_LONG, connect_timeout_seconds, 1, 600),
     /* Open-ended in the contract; capped so rate arithmetic (kbps * 1024) cannot overflow. */
-    {"low_speed_bytes_per_second", KEY_LONG, F(low_speed_bytes_per_second), 0, INT32_MAX},
-    {"low_speed_seconds", KEY_LONG, F(low_speed_seconds), 1, 3600},
-    {"transfer_deadline_minutes", KEY_LONG, F(transfer_deadline_minutes), 1, 43200},
-    {"max_download_kbps", KEY_LONG, F(max_download_kbps), 0, INT32_MAX},
-    {"require_https", KEY_BOOL, F(require_https), 0, 1},
-    {"cache_dedup", KEY_BOOL, F(cache_dedup), 0, 1},
-    {"ca_file", KEY_OPT_STR, F(ca_file), 0, 0},
-    {"tls_client_cert", KEY_OPT_STR, F(tls_client_cert), 0, 0},
-    {"tls_client_key", KEY_OPT_STR, F(tls_client_key), 0, 0},
-    {"tls_pinned_public_key", KEY_OPT_STR, F(tls_pinned_public_key), 0, 0},
-    {"proxy", KEY_OPT_STR, F(proxy), 0, 0},
+    K("low_speed_bytes_per_second", KEY_LONG, low_speed_bytes_per_second, 0, INT32_MAX),
+    K("low_speed_seconds", KEY_LONG, low_speed_seconds, 1, 3600),
+    K("transfer_deadline_minutes", KEY_LONG, transfer_deadline_minutes, 1, 43200),
+    K("max_download_kbps", KEY_LONG, max_download_kbps, 0, INT32_MAX),
+    K("require_https", KEY_BOOL, require_https, 0, 1),
+    K("cache_dedup", KEY_BOOL, cache_dedup, 0, 1),
+    K("ca_file", KEY_OPT_STR, ca_file, 0, 0),
+    K("tls_client_cert", KEY_OPT_STR, tls_client_cert, 0, 0),
+    K("tls_client_key", KEY_OPT_STR, tls_client_key, 0, 0),
+    K("tls_pinned_public_key", KEY_OPT_STR, tls_pinned_public_key, 0, 0),
+    K("proxy", KEY_OPT_STR, proxy, 0, 0),
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -113,6 +124,10 @@ cas_hr cas_config_defaults(struct cas_config *cfg)
     cfg->log_max_history = 1;
     cfg->require_signed_policy = 1;
     cfg->policy_poll_minutes = 60;
+    cfg->retry_codes[0] = 1618;
+    cfg->n_retry_codes = 1;
+    cfg->retry_interval_minutes = 10;
+    cfg->retry_count = 3;
     cfg->max_parallel_transfers = 8;
     cfg->connect_timeout_seconds = 10;
     cfg->low_speed_bytes_per_second = 1000;
@@ -199,6 +214,25 @@ static cas_hr set_string(struct cas_config *cfg, const struct key *k, const cJSO
     return CAS_OK;
 }
 
+/* Exit codes: Unix statuses, and Windows-style codes up to 32 bits (3010, 0x80070005 as
+ * a number) as policies carry them. */
+static cas_hr set_codes(struct cas_config *cfg, const struct key *k, const cJSON *v)
+{
+    int64_t *codes = (int64_t *)((char *)cfg + k->off);
+    size_t *count = (size_t *)((char *)cfg + k->count_off), n = 0;
+    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > CAS_CONFIG_MAX_CODES)
+        return cas_fail(CAS_E_BAD_CONFIG, "%s: expected an array of at most %d exit codes", k->name,
+                        CAS_CONFIG_MAX_CODES);
+    for (const cJSON *c = v->child; c; c = c->next) {
+        if (!cas_json_is_int(c, INT32_MIN, UINT32_MAX))
+            return cas_fail(CAS_E_BAD_CONFIG, "%s: item %zu: expected an integer exit code",
+                            k->name, n);
+        codes[n++] = (int64_t)c->valuedouble;
+    }
+    *count = n;
+    return CAS_OK;
+}
+
 static cas_hr set_value(struct cas_config *cfg, const struct key *k, const cJSON *v)
 {
     switch (k->type) {
@@ -222,6 +256,16 @@ static cas_hr set_value(struct cas_config *cfg, const struct key *k, const cJSON
         else
             *(long *)((char *)cfg + k->off) = (long)v->valuedouble;
         return CAS_OK;
+    case KEY_NUM:
+        if (!cJSON_IsNumber(v) || !(v->valuedouble > k->dmin) || !(v->valuedouble <= k->dmax))
+            return cas_fail(CAS_E_BAD_CONFIG,
+                            "%s: expected a number greater than %g and at most %g (fractions "
+                            "allowed)",
+                            k->name, k->dmin, k->dmax);
+        *(double *)((char *)cfg + k->off) = v->valuedouble;
+        return CAS_OK;
+    case KEY_CODES:
+        return set_codes(cfg, k, v);
     }
     return cas_fail(CAS_E_FAIL, "%s: unknown key type", k->name);
 }

@@ -4,11 +4,13 @@
 #define CAS_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
 #define CAS_CONFIG_DEFAULT_PATH "/etc/cas-agent/agent.json"
 #define CAS_CONFIG_MAX_BYTES    (1024u * 1024u)
+#define CAS_CONFIG_MAX_CODES    32
 
 struct cas_config {
     char *site; /* NULL: accept policy for any site with a trusted key */
@@ -24,7 +26,13 @@ struct cas_config {
     long log_max_size;
     int log_max_history;
     int require_signed_policy;
-    long policy_poll_minutes;
+    double policy_poll_minutes; /* fractions allowed (tests poll every few seconds) */
+    /* Exit codes after which a program runs again later (default 1618: another installation is
+     * in progress), after retry_interval_minutes, at most retry_count times. */
+    int64_t retry_codes[CAS_CONFIG_MAX_CODES];
+    size_t n_retry_codes;
+    double retry_interval_minutes;
+    long retry_count;
     long max_parallel_transfers;
     long connect_timeout_seconds;
     long low_speed_bytes_per_second;

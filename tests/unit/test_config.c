@@ -67,7 +67,11 @@ static void assert_defaults(const struct cas_config *c)
     assert_int_equal(c->log_max_size, 250000);
     assert_int_equal(c->log_max_history, 1);
     assert_int_equal(c->require_signed_policy, 1);
-    assert_int_equal(c->policy_poll_minutes, 60);
+    assert_true(c->policy_poll_minutes == 60.0);
+    assert_int_equal(c->n_retry_codes, 1);
+    assert_int_equal(c->retry_codes[0], 1618);
+    assert_true(c->retry_interval_minutes == 10.0);
+    assert_int_equal(c->retry_count, 3);
     assert_int_equal(c->max_parallel_transfers, 8);
     assert_int_equal(c->connect_timeout_seconds, 10);
     assert_int_equal(c->low_speed_bytes_per_second, 1000);
@@ -115,6 +119,9 @@ static const char full_config[] =
     "  \"log_max_history\": 100,\n"
     "  \"require_signed_policy\": false,\n"
     "  \"policy_poll_minutes\": 10080,\n"
+    "  \"retry_codes\": [1618, -1, 4294967295, 0],\n"
+    "  \"retry_interval_minutes\": 0.25,\n"
+    "  \"retry_count\": 1000,\n"
     "  \"max_parallel_transfers\": 64,\n"
     "  \"connect_timeout_seconds\": 600,\n"
     "  \"low_speed_bytes_per_second\": 0,\n"
@@ -145,7 +152,14 @@ static void assert_full(const struct cas_config *c)
     assert_int_equal(c->log_max_size, 10000);
     assert_int_equal(c->log_max_history, 100);
     assert_int_equal(c->require_signed_policy, 0);
-    assert_int_equal(c->policy_poll_minutes, 10080);
+    assert_true(c->policy_poll_minutes == 10080.0);
+    assert_int_equal(c->n_retry_codes, 4);
+    assert_int_equal(c->retry_codes[0], 1618);
+    assert_true(c->retry_codes[1] == -1);
+    assert_true(c->retry_codes[2] == 4294967295LL);
+    assert_int_equal(c->retry_codes[3], 0);
+    assert_true(c->retry_interval_minutes == 0.25);
+    assert_int_equal(c->retry_count, 1000);
     assert_int_equal(c->max_parallel_transfers, 64);
     assert_int_equal(c->connect_timeout_seconds, 600);
     assert_int_equal(c->low_speed_bytes_per_second, 0);
@@ -238,6 +252,11 @@ static void test_wrong_types(void **state)
         {"require_signed_policy", "0"},
         {"require_signed_policy", "\"false\""},
         {"policy_poll_minutes", "\"60\""},
+        {"retry_codes", "1618"},
+        {"retry_codes", "[\"1618\"]"},
+        {"retry_codes", "[1618.5]"},
+        {"retry_interval_minutes", "\"10\""},
+        {"retry_count", "1.5"},
         {"max_parallel_transfers", "8.5"},
         {"connect_timeout_seconds", "{}"},
         {"low_speed_bytes_per_second", "\"1000\""},
@@ -271,6 +290,13 @@ static void test_out_of_range(void **state)
         {"log_max_history", "101"},
         {"policy_poll_minutes", "0"},
         {"policy_poll_minutes", "10081"},
+        {"policy_poll_minutes", "-0.5"},
+        {"retry_interval_minutes", "0"},
+        {"retry_count", "-1"},
+        {"retry_count", "1001"},
+        {"retry_codes", "[4294967296]"},
+        {"retry_codes", "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,"
+                        "28,29,30,31,32,33]"},
         {"max_parallel_transfers", "0"},
         {"max_parallel_transfers", "65"},
         {"connect_timeout_seconds", "0"},

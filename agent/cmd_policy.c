@@ -7,6 +7,8 @@
 
 #include "agent/agent.h"
 #include "agent/policy_fetch.h"
+#include "agent/advert_view.h"
+#include "agent/history.h"
 #include "agent/policy_store.h"
 #include "common/hash.h"
 #include "common/timefmt.h"
@@ -61,7 +63,7 @@ static int policy_apply(struct cas_agent *a, int argc, char **argv)
     return 0;
 }
 
-static cJSON *policy_to_json(const struct cas_policy *p)
+static cJSON *policy_to_json(struct cas_agent *a, const struct cas_policy *p, struct cas_history *h)
 {
     char t[32], up[CAS_HASH_MAX_HEX + 1];
     cJSON *o = cJSON_CreateObject();
@@ -88,6 +90,10 @@ static cJSON *policy_to_json(const struct cas_policy *p)
         cJSON_AddBoolToObject(x, "mandatory", ad->mandatory);
         cJSON_AddStringToObject(x, "context", ad->program.context);
         cJSON_AddStringToObject(x, "command", ad->program.command);
+        const struct cas_history_rec *rec = cas_history_find(h, ad->id);
+        struct cas_advert_view v;
+        cas_advert_view(a, ad, rec, &v);
+        cas_advert_view_json(x, ad, rec, &v);
         cJSON_AddItemToArray(arr, x);
     }
     return o;
@@ -103,16 +109,20 @@ static int policy_show(struct cas_agent *a, int argc, char **argv)
             return policy_usage();
     }
     struct cas_policy *list = NULL;
+    struct cas_history h = {0};
     size_t n = 0;
     cas_hr hr = cas_policy_store_load_all(a, &list, &n);
     if (hr != CAS_OK)
         return cas_agent_fail(hr);
     if (n == 0)
         return cas_agent_fail(cas_fail(CAS_E_CONTENT_NOT_FOUND, "no policy has been applied"));
+    /* A damaged history still lets the policy be shown; the states then say nothing ran. */
+    if (cas_history_load(a->cfg.state_dir, &h) != CAS_OK)
+        fprintf(stderr, "cas-agent: warning: %s\n", cas_err_detail());
     for (size_t k = 0; k < n; k++) {
         const struct cas_policy *p = &list[k];
         if (json) {
-            cJSON *o = policy_to_json(p);
+            cJSON *o = policy_to_json(a, p, &h);
             char *text = cJSON_PrintUnformatted(o);
             if (text)
                 puts(text);
@@ -127,14 +137,21 @@ static int policy_show(struct cas_agent *a, int argc, char **argv)
                    (unsigned long long)p->serial, issued, expires);
             for (size_t i = 0; i < p->n_adverts; i++) {
                 const struct cas_advert *ad = &p->adverts[i];
-                printf("  %s  %s  %s  %s  %s\n", ad->id, ad->content_id,
-                       ad->mandatory ? "mandatory" : "available", ad->program.context,
-                       ad->program.command);
+                struct cas_advert_view v;
+                char start[32];
+                cas_advert_view(a, ad, cas_history_find(&h, ad->id), &v);
+                cas_time_format(ad->start, start, sizeof(start));
+                printf("  %s  %s  %s%s%s  %s  %s  rerun %s  %s%s%s%s\n", ad->id, ad->content_id,
+                       ad->mandatory ? "mandatory" : "available", ad->mandatory ? " from " : "",
+                       ad->mandatory ? start : "", ad->program.context, ad->program.command,
+                       cas_rerun_name(ad->rerun), v.state, v.detail[0] ? " (" : "", v.detail,
+                       v.detail[0] ? ")" : "");
             }
         }
         cas_policy_free(&list[k]);
     }
     free(list);
+    cas_history_free(&h);
     return 0;
 }
 

@@ -7,8 +7,54 @@
 
 #include "agent/agent.h"
 #include "agent/cache_limits.h"
+#include "agent/advert_view.h"
+#include "agent/history.h"
 #include "agent/policy_store.h"
+#include "agent/service.h"
 #include "common/timefmt.h"
+
+static void add_time(cJSON *o, const char *key, time_t t)
+{
+    char buf[32];
+    if (!t) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    cas_time_format(t, buf, sizeof(buf));
+    cJSON_AddStringToObject(o, key, buf);
+}
+
+static void status_service_json(cJSON *o, const struct cas_service_info *svc)
+{
+    char code[16];
+    cJSON_AddBoolToObject(o, "running", svc->pid != 0);
+    cJSON_AddNumberToObject(o, "pid", (double)svc->pid);
+    add_time(o, "last_poll", svc->last_poll);
+    snprintf(code, sizeof(code), "0x%08X", svc->last_poll_hr);
+    if (svc->last_poll)
+        cJSON_AddStringToObject(o, "last_poll_result", code);
+    else
+        cJSON_AddNullToObject(o, "last_poll_result");
+    add_time(o, "next_poll", svc->next_poll);
+    add_time(o, "last_pass", svc->last_pass);
+}
+
+static void status_service_text(const struct cas_agent *a, const struct cas_service_info *svc)
+{
+    char last[32] = "never", next[32] = "-";
+    if (svc->last_poll)
+        cas_time_format(svc->last_poll, last, sizeof(last));
+    if (svc->next_poll && svc->pid)
+        cas_time_format(svc->next_poll, next, sizeof(next));
+    printf("service: %s", svc->pid ? "running" : "not running");
+    if (svc->pid)
+        printf(" (pid %ld)", svc->pid);
+    printf("; management point %s; last poll %s",
+           a->cfg.management_point ? a->cfg.management_point : "(none)", last);
+    if (svc->last_poll)
+        printf(" (%s 0x%08X)", svc->last_poll_hr == CAS_OK ? "result" : "error", svc->last_poll_hr);
+    printf("; next poll %s\n", next);
+}
 
 int cas_cmd_status(struct cas_agent *a, int argc, char **argv)
 {
@@ -23,6 +69,12 @@ int cas_cmd_status(struct cas_agent *a, int argc, char **argv)
     struct cache_entry_info *items = NULL;
     uint64_t used = 0, limit = (uint64_t)a->cfg.cache_size_mb * 1024u * 1024u;
     cas_hr hr = cas_policy_store_load_all(a, &pols, &n_pols);
+    struct cas_service_info svc;
+    struct cas_history h = {0};
+    if (hr == CAS_OK)
+        hr = cas_service_info_load(a, &svc);
+    if (hr == CAS_OK && cas_history_load(a->cfg.state_dir, &h) != CAS_OK)
+        fprintf(stderr, "cas-agent: warning: %s\n", cas_err_detail());
     if (hr == CAS_OK)
         hr = cas_agent_cache(a, &c);
     if (hr == CAS_OK)
@@ -53,6 +105,24 @@ int cas_cmd_status(struct cas_agent *a, int argc, char **argv)
             }
             cJSON_AddItemToArray(ps, o);
         }
+        cJSON *so = cJSON_AddObjectToObject(root, "service");
+        status_service_json(so, &svc);
+        cJSON *as = cJSON_AddArrayToObject(root, "adverts");
+        for (size_t i = 0; i < n_pols; i++) {
+            for (size_t k = 0; k < pols[i].n_adverts; k++) {
+                const struct cas_advert *ad = &pols[i].adverts[k];
+                const struct cas_history_rec *rec = cas_history_find(&h, ad->id);
+                struct cas_advert_view v;
+                cJSON *o = cJSON_CreateObject();
+                cas_advert_view(a, ad, rec, &v);
+                cJSON_AddStringToObject(o, "id", ad->id);
+                cJSON_AddStringToObject(o, "site", pols[i].site);
+                cJSON_AddStringToObject(o, "content", ad->content_id);
+                cJSON_AddBoolToObject(o, "mandatory", ad->mandatory);
+                cas_advert_view_json(o, ad, rec, &v);
+                cJSON_AddItemToArray(as, o);
+            }
+        }
         cJSON *co = cJSON_AddObjectToObject(root, "cache");
         cJSON_AddStringToObject(co, "dir", a->cfg.cache_dir);
         cJSON_AddNumberToObject(co, "entries", (double)n_items);
@@ -66,6 +136,7 @@ int cas_cmd_status(struct cas_agent *a, int argc, char **argv)
         free(text);
         cJSON_Delete(root);
     } else {
+        status_service_text(a, &svc);
         if (n_pols == 0)
             printf("policy: none applied\n");
         for (size_t i = 0; i < n_pols; i++) {
@@ -74,6 +145,13 @@ int cas_cmd_status(struct cas_agent *a, int argc, char **argv)
                 cas_time_format(pols[i].expires, exp, sizeof(exp));
             printf("policy: site %s, serial %llu, %zu advertisement(s), expires %s\n", pols[i].site,
                    (unsigned long long)pols[i].serial, pols[i].n_adverts, exp);
+            for (size_t k = 0; k < pols[i].n_adverts; k++) {
+                const struct cas_advert *ad = &pols[i].adverts[k];
+                struct cas_advert_view v;
+                cas_advert_view(a, ad, cas_history_find(&h, ad->id), &v);
+                printf("advert %s: %s%s%s%s\n", ad->id, v.state, v.detail[0] ? " (" : "", v.detail,
+                       v.detail[0] ? ")" : "");
+            }
         }
         printf("cache: %s, %zu entr%s, %.1f of %.1f MiB used (%.0f%%), %zu in use, %zu "
                "persistent\n",
@@ -85,5 +163,6 @@ int cas_cmd_status(struct cas_agent *a, int argc, char **argv)
         cas_policy_free(&pols[i]);
     free(pols);
     free(items);
+    cas_history_free(&h);
     return 0;
 }

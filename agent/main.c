@@ -17,6 +17,8 @@ static void usage(FILE *out)
         "  download CONTENT_ID                  download and verify content into the cache\n"
         "  execute ADVERT_ID                    make content present and verified, then run the\n"
         "                                       advertised program\n"
+        "  run [--once]                         the service: poll policy, download ahead, run due\n"
+        "                                       mandatory advertisements; --once: one pass\n"
         "  cache list [--json]                  the content in the cache: size, last use, flags\n"
         "  cache verify [CONTENT_ID]            hash cached content again; changes nothing\n"
         "  cache delete CONTENT_ID              remove content (refused while it is in use)\n"
@@ -76,7 +78,7 @@ int main(int argc, char **argv)
         int (*fn)(struct cas_agent *, int, char **);
     } commands[] = {
         {"policy", cas_cmd_policy}, {"download", cas_cmd_download}, {"execute", cas_cmd_execute},
-        {"cache", cas_cmd_cache},   {"status", cas_cmd_status},
+        {"cache", cas_cmd_cache},   {"status", cas_cmd_status},     {"run", cas_cmd_run},
     };
     for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
         if (strcmp(cmd, commands[k].name) != 0)

@@ -355,3 +355,46 @@ cas_hr cas_config_load(const char *path, int explicit_path, struct cas_config *c
     }
     return CAS_OK;
 }
+
+const char *cas_config_key_text(const struct cas_config *cfg, size_t i, char *value, size_t size)
+{
+    if (i >= NKEYS)
+        return NULL;
+    const struct key *k = &keys[i];
+    const char *base = (const char *)cfg + k->off;
+    switch (k->type) {
+    case KEY_DIR:
+    case KEY_OPT_STR:
+    case KEY_SITE:
+    case KEY_URL: {
+        const char *s = *(char *const *)base;
+        snprintf(value, size, "%s", s ? s : "null");
+        break;
+    }
+    case KEY_BOOL:
+        snprintf(value, size, "%s", *(const int *)base ? "true" : "false");
+        break;
+    case KEY_INT:
+        snprintf(value, size, "%d", *(const int *)base);
+        break;
+    case KEY_LONG:
+        snprintf(value, size, "%ld", *(const long *)base);
+        break;
+    case KEY_NUM:
+        snprintf(value, size, "%g", *(const double *)base);
+        break;
+    case KEY_CODES: {
+        const int64_t *codes = (const int64_t *)base;
+        size_t n = *(const size_t *)((const char *)cfg + k->count_off), used = 0;
+        value[0] = '\0';
+        used += (size_t)snprintf(value, size, "[");
+        for (size_t c = 0; c < n && used < size; c++)
+            used += (size_t)snprintf(value + used, size - used, "%s%lld", c ? "," : "",
+                                     (long long)codes[c]);
+        if (used < size)
+            snprintf(value + used, size - used, "]");
+        break;
+    }
+    }
+    return k->name;
+}

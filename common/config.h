@@ -65,4 +65,8 @@ cas_hr cas_config_load_buf(const char *buf, size_t len, struct cas_config *cfg);
 
 void cas_config_free(struct cas_config *cfg);
 
+/* The i-th configuration key's name, with its value as text in `value` (strings as they are,
+ * "null" when unset); NULL past the last key. For logging what a reload changed. */
+const char *cas_config_key_text(const struct cas_config *cfg, size_t i, char *value, size_t size);
+
 #endif

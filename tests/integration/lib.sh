@@ -788,18 +788,20 @@ utc_time()
 # package (CEN00002), version (1), hash ($PKG_HASH), alg ($PKG_ALG or sha256), size ($PKG_SIZE),
 # locations (space-separated URLs; $DP_URL), command (install.sh), args (raw JSON list items;
 # "$PROOF", the advert id), context (System), mandatory (false), rerun (always),
-# success_codes (0, 3010), persist (left out unless given: true/false).
+# success_codes (0, 3010), persist (left out unless given: true/false), start (an RFC 3339 time;
+# left out unless given: the policy's issued time), max_run_minutes (5).
 # shellcheck disable=SC2120
 advert_json()
 {
     local id=CEN20001 package=CEN00002 version=1 hash=${PKG_HASH:-} alg=${PKG_ALG:-sha256}
     local size=${PKG_SIZE:-0} locations=$DP_URL command=install.sh args="" context=System
-    local mandatory=false rerun=always success_codes="0, 3010" persist="" kv k v
+    local mandatory=false rerun=always success_codes="0, 3010" persist="" start="" max_run_minutes=5
+    local kv k v
     for kv in "$@"; do
         k=${kv%%=*}
         v=${kv#*=}
         case $k in
-        id | package | version | hash | alg | size | locations | command | args | context | mandatory | rerun | success_codes | persist)
+        id | package | version | hash | alg | size | locations | command | args | context | mandatory | rerun | success_codes | persist | start | max_run_minutes)
             printf -v "$k" '%s' "$v"
             ;;
         *) fail "advert_json: unknown key $k" ;;
@@ -808,6 +810,7 @@ advert_json()
     [[ -n $args ]] || args="\"$PROOF\", \"$id\""
     local persist_line=""
     [[ -z $persist ]] || persist_line=$'\n'"      \"persist\": $persist,"
+    [[ -z $start ]] || persist_line+=$'\n'"      \"start\": \"$start\","
     local locs="" u
     for u in $locations; do
         locs+="${locs:+, }\"$u\""
@@ -824,7 +827,7 @@ advert_json()
         "command": "$command",
         "args": [ $args ],
         "context": "$context",
-        "max_run_minutes": 5,
+        "max_run_minutes": $max_run_minutes,
         "success_codes": [ $success_codes ]
       },
       "mandatory": $mandatory,$persist_line

@@ -2,7 +2,7 @@
 # shellcheck disable=SC2119 source-path=SCRIPTDIR
 # The program's exit code decides the execution status: one of the advert's success codes gives
 # Success, anything else FailureNonRetry and error 0xA0CA0101. (SuccessRebootRequired for
-# 1604/1641/3010/3011 is not tested: a Unix exit status has 8 bits, so no program can return them.)
+# 3010 — exit status 194 — and the retryable 1618 are in t_service.)
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 echo "# t_program_exit"

@@ -26,11 +26,17 @@ struct exec_rec {
     cas_hr hr;
     time_t next_retry;
     int retry_used;
+    pid_t busy; /* out of rec_started: the agent already running this advert */
 };
 
 static void rec_started(struct cas_history_rec *r, void *ud)
 {
-    const struct exec_rec *e = ud;
+    struct exec_rec *e = ud;
+    /* Decided under the history lock, so two agents cannot both start it. */
+    if (r->state == CAS_RUN_RUNNING && r->pid != getpid() && cas_history_owner_alive(r)) {
+        e->busy = r->pid;
+        return;
+    }
     if (strcmp(r->fingerprint, e->fp) != 0)
         r->retries = 0; /* a changed advertisement starts its retries afresh */
     snprintf(r->fingerprint, sizeof(r->fingerprint), "%s", e->fp);
@@ -268,6 +274,15 @@ cas_hr cas_exec_advert(struct cas_agent *a, const struct cas_advert *ad, const c
                       "error 0x%08X",
                       prog->command, ad->id, detail, hr);
         cas_fail(hr, "%s", detail);
+        goto cleanup;
+    }
+    if (e.busy) {
+        hr = cas_fail(CAS_E_ALREADY_RUNNING,
+                      "the program of advert %s is running now (cas-agent pid %ld); it is not "
+                      "started twice",
+                      ad->id, (long)e.busy);
+        cas_log_error(CAS_LOG_EXECMGR, "Program %s of advert %s will not be run: %s, error 0x%08X",
+                      prog->command, ad->id, cas_err_detail(), hr);
         goto cleanup;
     }
     started = 1;

@@ -95,7 +95,8 @@ static const struct cas_err_row cas_err_table[] = {
     {CAS_E_NO_SUCH_USER, "ERROR_NO_SUCH_USER",
      "The user named in a user:<name> context does not exist on this machine."},
     {CAS_E_ALREADY_RUNNING, "ERROR_SERVICE_ALREADY_RUNNING",
-     "Another cas-agent run is already using this state folder."},
+     "Already running: another cas-agent run uses this state folder, or the advertisement's "
+     "program is running now."},
 };
 
 #define CAS_ERR_TABLE_LEN (sizeof(cas_err_table) / sizeof(cas_err_table[0]))

@@ -119,6 +119,10 @@ publish 2 "$(advert_json id=CEN20072 package=CEN00072 hash="$H2" size="$S2" loca
 wait_for 30 test -f "$PROOF/started-CEN20072" || fail "the slow program started" "$(tail -5 "$EXLOG")"
 ok "the slow program started"
 prog=$(head -1 "$PROOF/started-CEN20072")
+echo "# execute of the advertisement the service is running: refused, not started twice"
+assert_exit 1 agent execute CEN20072
+assert_error 0x80070420
+assert_eq 1 "$(started_count CEN20072)" "started once"
 stop_within 8 "$SVC"
 assert_eq 0 "$STOP_RC" "the service exits 0 on SIGTERM"
 kill -0 "$prog" 2>/dev/null && fail "the program was ended with the service"

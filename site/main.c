@@ -1,5 +1,6 @@
 /* cas-site: the site's side of cas-agent. Generates the site key pair, builds packages onto a
- * distribution point folder and signs policy documents. */
+ * distribution point folder, and creates, edits and signs policy documents (never one an agent
+ * would refuse). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -25,9 +26,33 @@ static const char cas_site_help_text[] =
     "      the package hash (and with --print-size, the total bytes on a second line). A version\n"
     "      already on the DP is refused unless --force replaces it.\n"
     "\n"
+    "  policy create (--site CEN | --last PREV) --out NEW [--empty] [--force] [EDIT]\n"
+    "      Write a new policy: serial 1 (or --serial N), issued now, no advertisements. With\n"
+    "      --last: PREV's successor, serial PREV + 1, its advertisements and other fields kept\n"
+    "      (--empty drops the advertisements), valid for as long as PREV was. An existing NEW\n"
+    "      is replaced only when it is PREV or with --force.\n"
+    "\n"
+    "  policy add-advert POLICY --id ADV --content C --dp DIR --location URL [--location URL]\n"
+    "                    --command CMD [--arg A]... [--context System|user:NAME] [--mandatory]\n"
+    "                    [--start TIME] [--rerun never|if_failed|always] [--max-run-minutes M]\n"
+    "                    [--success-code N]... [--persist] [--alg sha256|sha1] [--no-verify]\n"
+    "                    [EDIT]\n"
+    "      Advertise content C (e.g. CEN00002.2) as built on the DP folder DIR: the package\n"
+    "      hash of DIR/C.sums and the total size of the files, each checked on DIR (hashed,\n"
+    "      unless --no-verify). A relative CMD must be a file of the package.\n"
+    "\n"
+    "  policy remove-advert POLICY --id ADV [--id ADV]... [EDIT]\n"
+    "      Withdraw advertisements.\n"
+    "\n"
+    "      EDIT: [--serial N] [--expires TIME | --expires-days D | --no-expires] [--key KEY]\n"
+    "      Every change sets issued to now and the serial to N or one higher; expires is kept\n"
+    "      unless given. The result is checked as an agent checks it (valid, not expired, serial\n"
+    "      higher) and refused otherwise, leaving the file unchanged; --key also signs it.\n"
+    "      Prints the policy's path, site, serial, issued, expires and advertisement count.\n"
+    "\n"
     "  policy sign --key KEY [--no-check] POLICY\n"
-    "      Check POLICY (unless --no-check) and write its detached signature to POLICY.sig.\n"
-    "      Prints the key id.\n"
+    "      Check POLICY as an agent does (unless --no-check) and write its detached signature\n"
+    "      to POLICY.sig. Prints the key id.\n"
     "\n"
     "  --help, --version\n"
     "\n"

@@ -21,6 +21,11 @@ struct cas_runner {
     cas_hr (*run)(const struct cas_runner *r, const struct cas_run_request *req, int *exit_code);
 };
 
+/* The real runner (runner.c): the program runs in its own process group, in the content folder,
+ * with stdin from /dev/null, no descriptor above 2, and only HOME USER LOGNAME PATH LANG in its
+ * environment; for `user` it runs with that user's groups, gid and uid (checked before exec). Its
+ * stdout and stderr go, line by line, into execmgr.log at verbose level (at most 64 KiB per run).
+ * While programs run the agent is a child subreaper, so it reaps their orphaned children. */
 extern const struct cas_runner cas_runner_default;
 
 #endif

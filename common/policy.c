@@ -3,6 +3,7 @@
 #include "common/policy.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,26 @@ static cas_hr get_time(const cJSON *obj, const char *prefix, const char *key, in
         return cas_fail(CAS_E_INVALID_DATA,
                         "%s: expected an RFC 3339 time such as 2026-11-23T06:00:00Z, got '%.64s'",
                         name, text);
+    return CAS_OK;
+}
+
+/* max_run_minutes: any JSON number in (0, 10080], so a short limit (0.05 = 3 s) can be given;
+ * absent: the default. */
+static cas_hr get_minutes(const cJSON *prog, const char *prefix, double *out)
+{
+    struct field f;
+    const char *name = field_at(&f, prefix, "max_run_minutes");
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(prog, "max_run_minutes");
+    *out = POLICY_DEFAULT_RUN;
+    if (!item)
+        return CAS_OK;
+    if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble) || !(item->valuedouble > 0) ||
+        item->valuedouble > POLICY_MAX_RUN_MIN)
+        return cas_fail(CAS_E_INVALID_DATA,
+                        "%s: expected a number of minutes greater than 0 and at most %d "
+                        "(fractions allowed, e.g. 0.5)",
+                        name, POLICY_MAX_RUN_MIN);
+    *out = item->valuedouble;
     return CAS_OK;
 }
 
@@ -396,7 +417,6 @@ static cas_hr parse_program(const cJSON *adv, const char *prefix, struct cas_pro
     const char *name = field_at(&f, prefix, "program");
     const cJSON *prog;
     const char *context;
-    int64_t minutes = POLICY_DEFAULT_RUN;
     cas_hr hr = member(adv, name, "program", 1, &prog);
     if (hr != CAS_OK)
         return hr;
@@ -420,10 +440,8 @@ static cas_hr parse_program(const cJSON *adv, const char *prefix, struct cas_pro
     if (!p->context)
         return oom();
 
-    if ((hr = get_int(prog, name, "max_run_minutes", 0, 1, POLICY_MAX_RUN_MIN,
-                      "an integer from 1 to 10080", &minutes, NULL)) != CAS_OK)
+    if ((hr = get_minutes(prog, name, &p->max_run_minutes)) != CAS_OK)
         return hr;
-    p->max_run_minutes = (int)minutes;
 
     return parse_success_codes(prog, name, p);
 }

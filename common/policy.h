@@ -19,7 +19,7 @@ struct cas_program {
     char **args;   /* argc entries, NULL-terminated */
     size_t argc;
     char *context;          /* "System" or "user:<name>" */
-    int max_run_minutes;    /* default 120 */
+    double max_run_minutes; /* > 0 and <= 10080, fractions allowed (0.05 = 3 s); default 120 */
     int64_t *success_codes; /* default {0, 3010} */
     size_t n_success_codes;
 };

@@ -25,7 +25,7 @@ sign_policy "$PRIV/CEN.key" "$T/policy.json"
 
 assert_exit 0 agent policy apply "$T/policy.json"
 assert_exit 0 agent execute CEN20001
-assert_stdout_has "hello from the test package"
+assert_log_has "$LOGS/execmgr.log" "Program output: hello from the test package"
 assert_eq 1 "$(proof_runs 'good run')" "the program ran once with the args from policy"
 assert_eq "ran good run cwd=$(realpath "$CACHE/$C")" "$(cat "$PROOF/ran-good run")" \
     "the program ran in <cache_dir>/$C"

@@ -127,7 +127,7 @@ static void test_full_policy(void **state)
     assert_string_equal(a->program.args[2], "two words");
     assert_null(a->program.args[3]);
     assert_string_equal(a->program.context, "System");
-    assert_int_equal(a->program.max_run_minutes, 30);
+    assert_true(a->program.max_run_minutes == 30.0);
     assert_int_equal(a->program.n_success_codes, 5);
     assert_int_equal(a->program.success_codes[0], 0);
     assert_int_equal(a->program.success_codes[1], 3010);
@@ -154,7 +154,7 @@ static void test_full_policy(void **state)
     assert_non_null(b->program.args);
     assert_null(b->program.args[0]);
     assert_string_equal(b->program.context, "user:_svc-deploy9");
-    assert_int_equal(b->program.max_run_minutes, 10080);
+    assert_true(b->program.max_run_minutes == 10080.0);
     assert_int_equal(b->program.n_success_codes, 1);
     assert_int_equal(b->program.success_codes[0], 7);
     assert_false(b->mandatory);
@@ -181,7 +181,7 @@ static void test_minimal_policy_defaults(void **state)
     assert_non_null(a->program.args);
     assert_null(a->program.args[0]);
     assert_string_equal(a->program.context, "System");
-    assert_int_equal(a->program.max_run_minutes, 120);
+    assert_true(a->program.max_run_minutes == 120.0);
     assert_int_equal(a->program.n_success_codes, 2);
     assert_int_equal(a->program.success_codes[0], 0);
     assert_int_equal(a->program.success_codes[1], 3010);
@@ -369,6 +369,8 @@ static void test_wrong_types(void **state)
          "advertisements[0].program.args[1]"},
         {"advertisements[0].program.context", "1", INVALID, NULL},
         {"advertisements[0].program.max_run_minutes", "\"5\"", INVALID, NULL},
+        {"advertisements[0].program.max_run_minutes", "true", INVALID, NULL},
+        {"advertisements[0].program.max_run_minutes", "null", INVALID, NULL},
         {"advertisements[0].program.success_codes", "0", INVALID, NULL},
         {"advertisements[0].program.success_codes", "[\"0\"]", INVALID,
          "advertisements[0].program.success_codes[0]"},
@@ -454,6 +456,10 @@ static void test_values_out_of_range(void **state)
          NULL}, /* 33 characters */
         {"advertisements[0].program.max_run_minutes", "0", INVALID, NULL},
         {"advertisements[0].program.max_run_minutes", "10081", INVALID, NULL},
+        {"advertisements[0].program.max_run_minutes", "10080.001", INVALID, NULL},
+        {"advertisements[0].program.max_run_minutes", "-0.5", INVALID, NULL},
+        {"advertisements[0].program.max_run_minutes", "-0", INVALID, NULL},
+        {"advertisements[0].program.max_run_minutes", "1e300", INVALID, NULL},
         {"advertisements[0].program.success_codes", "[]", INVALID, NULL},
         {"advertisements[0].program.success_codes", "[0, 2147483648]", INVALID,
          "advertisements[0].program.success_codes[1]"},
@@ -493,6 +499,9 @@ static void test_accepted_boundaries(void **state)
         {"advertisements[0].program.context", "\"user:a1234567890123456789012345678901\""},
         {"advertisements[0].program.context", "\"user:_\""},
         {"advertisements[0].program.max_run_minutes", "1"},
+        {"advertisements[0].program.max_run_minutes", "0.05"},
+        {"advertisements[0].program.max_run_minutes", "10080"},
+        {"advertisements[0].program.max_run_minutes", "1e-3"},
         {"advertisements[0].program.success_codes", "[-2147483648, 2147483647]"},
         {"advertisements[0].start", "\"1970-01-01T00:00:00Z\""},
     };
@@ -506,6 +515,27 @@ static void test_accepted_boundaries(void **state)
         cas_policy_free(&p);
         cJSON_free(text);
     }
+}
+
+/* max_run_minutes keeps its fraction (0.05 minutes is a 3 second limit), and a refusal names the
+ * field and the range. */
+static void test_fractional_run_minutes(void **state)
+{
+    (void)state;
+    struct cas_policy p;
+    char *text = mutate(minimal_policy, "advertisements[0].program.max_run_minutes", "0.05");
+    assert_int_equal(parse_text(text, &p), CAS_OK);
+    assert_true(p.adverts[0].program.max_run_minutes * 60 > 2.999 &&
+                p.adverts[0].program.max_run_minutes * 60 < 3.001);
+    cas_policy_free(&p);
+    cJSON_free(text);
+
+    text = mutate(minimal_policy, "advertisements[0].program.max_run_minutes", "0");
+    assert_int_equal(parse_text(text, &p), INVALID);
+    assert_string_equal(cas_err_detail(),
+                        "advertisements[0].program.max_run_minutes: expected a number of minutes "
+                        "greater than 0 and at most 10080 (fractions allowed, e.g. 0.5)");
+    cJSON_free(text);
 }
 
 static void test_unsupported_alg_detail(void **state)
@@ -861,6 +891,7 @@ int main(void)
         cmocka_unit_test(test_wrong_types),
         cmocka_unit_test(test_values_out_of_range),
         cmocka_unit_test(test_accepted_boundaries),
+        cmocka_unit_test(test_fractional_run_minutes),
         cmocka_unit_test(test_unsupported_alg_detail),
         cmocka_unit_test(test_list_limits),
         cmocka_unit_test(test_advertisement_count_limit),

@@ -1,1 +1,164 @@
-/* placeholder: fetching and applying the key change (being written) */
+/* Key changes from the management point: <SITE>.keychange and its .sig next to the policy, checked
+ * before each policy request. The document is small and read whole each poll, with no validators:
+ * a conditional request would need state of its own, and the policy's ETag must stay the
+ * policy's. */
+#include "agent/keychange_fetch.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/keychange.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "common/sig.h"
+
+#define KC_MAX_SITES 256 /* trusted keys looked at when no site is configured */
+
+char *cas_keychange_url(const char *management_point, const char *site)
+{
+    const char *mp = management_point, *host;
+    char *url = NULL;
+
+    if (!mp || !site)
+        return NULL;
+    if (strncmp(mp, "http://", 7) == 0)
+        host = mp + 7;
+    else if (strncmp(mp, "https://", 8) == 0)
+        host = mp + 8;
+    else
+        return NULL;
+    /* The configuration refuses a query or fragment in management_point; were one there, the
+     * document is still next to the path, never inside the query. */
+    size_t end = strcspn(mp, "?#");
+    const char *path = memchr(host, '/', end - (size_t)(host - mp));
+    size_t keep;
+    if (!path) {
+        keep = end; /* "http://mp": the document is at the root */
+    } else {
+        keep = (size_t)(path - mp) + 1;
+        for (size_t i = keep; i < end; i++) {
+            if (mp[i] == '/')
+                keep = i + 1;
+        }
+    }
+    if (asprintf(&url, "%.*s%s%s%s", (int)keep, mp, path ? "" : "/", site, CAS_KEYCHANGE_SUFFIX) <
+        0)
+        return NULL;
+    return url;
+}
+
+static int cmp_site(const void *x, const void *y)
+{
+    return strcmp((const char *)x, (const char *)y);
+}
+
+/* The sites with a trusted key, sorted: the ones whose key could change. */
+static size_t trusted_sites(const char *dir, char (*sites)[4], size_t max)
+{
+    size_t n = 0;
+    DIR *d = dir ? opendir(dir) : NULL;
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL && n < max) {
+        if (strlen(de->d_name) != 7 || strcmp(de->d_name + 3, ".pem") != 0)
+            continue;
+        memcpy(sites[n], de->d_name, 3);
+        sites[n][3] = '\0';
+        if (cas_id_is_site(sites[n]))
+            n++;
+    }
+    closedir(d);
+    qsort(sites, n, sizeof(sites[0]), cmp_site);
+    return n;
+}
+
+static cas_hr fetch_site(struct cas_agent *a, struct cas_transfer *t, const char *site)
+{
+    struct cas_transfer_buf doc = {0}, sig = {0};
+    struct cas_transfer_result res = {0};
+    char *url = cas_keychange_url(a->cfg.management_point, site), *sig_url = NULL;
+    const char *failed_url = NULL;
+    cas_hr hr;
+
+    if (!url || asprintf(&sig_url, "%s.sig", url) < 0) {
+        sig_url = NULL;
+        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        cas_log_error(CAS_LOG_POLICY, "Key change for site %s not checked, error 0x%08X: %s", site,
+                      hr, cas_err_detail());
+        goto cleanup;
+    }
+    struct cas_transfer_request req = {.url = url,
+                                       .max_bytes = CAS_KEYCHANGE_MAX_BYTES,
+                                       .on_data = cas_transfer_buf_on_data,
+                                       .ud = &doc};
+    hr = cas_transfer_get(t, &req, &res);
+    if (hr == CAS_E_HTTP_404) {
+        cas_log_verbose(CAS_LOG_POLICY, "No key change published for site %s at %s", site, url);
+        hr = CAS_OK;
+        goto cleanup;
+    }
+    if (hr != CAS_OK) {
+        failed_url = url;
+        goto failed;
+    }
+    struct cas_transfer_request sreq = {.url = sig_url,
+                                        .max_bytes = CAS_SIG_MAX_BYTES,
+                                        .on_data = cas_transfer_buf_on_data,
+                                        .ud = &sig};
+    memset(&res, 0, sizeof(res));
+    hr = cas_transfer_get(t, &sreq, &res);
+    int no_sig = hr == CAS_E_HTTP_404; /* refused by the apply, unless nothing changes */
+    if (hr != CAS_OK && !no_sig) {
+        failed_url = sig_url;
+        goto failed;
+    }
+    hr = cas_keychange_apply(url, site, doc.data ? doc.data : "", doc.len,
+                             no_sig ? NULL : (sig.data ? sig.data : ""), sig.len,
+                             a->cfg.trusted_keys_dir, a->cfg.state_dir, NULL);
+    goto cleanup;
+failed:
+    cas_log_error(CAS_LOG_POLICY, "Key change request to %s failed, error 0x%08X: %s", failed_url,
+                  hr, res.detail);
+    cas_fail(hr, "%s", res.detail);
+cleanup:
+    free(doc.data);
+    free(sig.data);
+    free(url);
+    free(sig_url);
+    return hr;
+}
+
+cas_hr cas_keychange_fetch(struct cas_agent *a)
+{
+    char sites[KC_MAX_SITES][4];
+    struct cas_transfer *t = NULL;
+    size_t n;
+    cas_hr hr, last = CAS_OK;
+
+    if (!a->cfg.management_point)
+        return cas_fail(CAS_E_BAD_CONFIG, "management_point is not configured");
+    if (a->cfg.site) {
+        memcpy(sites[0], a->cfg.site, 3);
+        sites[0][3] = '\0';
+        n = 1;
+    } else {
+        n = trusted_sites(a->cfg.trusted_keys_dir, sites, KC_MAX_SITES);
+        if (n == 0) {
+            cas_log_verbose(CAS_LOG_POLICY, "No trusted site key in %s: no key change to check",
+                            a->cfg.trusted_keys_dir);
+            return CAS_OK;
+        }
+    }
+    hr = cas_agent_transfer(a, &t);
+    if (hr != CAS_OK)
+        return hr;
+    for (size_t i = 0; i < n; i++) {
+        hr = fetch_site(a, t, sites[i]);
+        if (hr != CAS_OK)
+            last = hr;
+    }
+    return last;
+}

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "agent/keychange_fetch.h"
 #include "agent/policy_store.h"
 #include "common/fsutil.h"
 #include "common/json.h"
@@ -122,6 +123,9 @@ cas_hr cas_policy_fetch(struct cas_agent *a, struct cas_policy *applied, int *ch
     *changed = 0;
     if (!url)
         return cas_fail(CAS_E_BAD_CONFIG, "management_point is not configured");
+    /* Key changes first, so a policy signed by a new key is accepted in this same poll. A failed
+     * or refused key change is logged there and never stops the policy poll. */
+    (void)cas_keychange_fetch(a);
     hr = cas_agent_transfer(a, &t);
     if (hr != CAS_OK)
         return hr;

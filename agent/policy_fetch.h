@@ -5,7 +5,9 @@
 #include "agent/agent.h"
 #include "common/policy.h"
 
-/* GET management_point (conditional on the last answer's ETag / Last-Modified) and
+/* First the site's key change next to the policy (keychange_fetch.h), so a policy signed by a new
+ * key is accepted in the same poll; its failure is logged and does not stop the poll. Then GET
+ * management_point (conditional on the last answer's ETag / Last-Modified) and
  * management_point + ".sig", and apply them as `policy apply` does. *changed = 1 when a new
  * policy was applied (then *applied, may be NULL, receives it; the caller frees it). Not
  * modified (304) or the same bytes as the applied policy: CAS_OK, *changed = 0. Any failure

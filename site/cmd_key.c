@@ -1,6 +1,9 @@
 /* cas-site key generate: the site's signing key pair. The private key never leaves the site; the
  * public key is what every agent trusts for the site's policy, so an existing pair is never
- * overwritten: replacing it silently would lock every agent out of new policy. */
+ * overwritten: replacing it silently would lock every agent out of new policy.
+ *
+ * cas-site key rotate: a new pair in a new folder, and the key-change document that moves agents
+ * from the old key to the new one, signed by the old key (docs/formats.md "Key change"). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -15,11 +18,19 @@
 #include <openssl/pem.h>
 
 #include "common/fsutil.h"
+#include "common/keychange.h"
 #include "common/path.h"
 #include "common/sig.h"
+#include "common/timefmt.h"
 #include "site/site.h"
 
-#define CAS_SITE_KEY_USAGE "key generate --site CEN --out DIR [--type ed25519|rsa|ecdsa]"
+#define CAS_SITE_KEY_GENERATE_USAGE "key generate --site CEN --out DIR [--type ed25519|rsa|ecdsa]"
+#define CAS_SITE_KEY_ROTATE_USAGE                                                                  \
+    "key rotate --site CEN --key OLD.key --out DIR [--type ed25519|rsa|ecdsa] [--serial N]"
+#define CAS_SITE_KEY_USAGE                                                                         \
+    "key generate|rotate ... (key generate --site CEN --out DIR [--type T]; key rotate --site "    \
+    "CEN --key OLD.key --out DIR [--type T] [--serial N])"
+#define CAS_SITE_SERIAL_MAX 9007199254740991ull /* 2^53 - 1: exact in every JSON reader */
 
 enum cas_site_key_type { CAS_SITE_KEY_ED25519, CAS_SITE_KEY_RSA, CAS_SITE_KEY_ECDSA };
 
@@ -198,25 +209,358 @@ cleanup:
     return hr;
 }
 
+/* No terminal prompt: cas-site runs unattended and writes unencrypted keys. */
+static int cas_site_key_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+/* The public half of a private key file, as PEM text (malloc'd, NUL-terminated). */
+static cas_hr cas_site_public_of(const char *key_path, char **pem_out, size_t *len_out)
+{
+    cas_hr hr = CAS_OK;
+    BIO *in = BIO_new_file(key_path, "r"), *out = NULL;
+    EVP_PKEY *pkey = NULL;
+    char *data = NULL;
+
+    *pem_out = NULL;
+    *len_out = 0;
+    if (!in) {
+        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, key_path);
+        goto cleanup;
+    }
+    pkey = PEM_read_bio_PrivateKey(in, NULL, cas_site_key_no_passphrase, NULL);
+    if (!pkey) {
+        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, key_path);
+        goto cleanup;
+    }
+    out = BIO_new(BIO_s_mem());
+    if (!out || !PEM_write_bio_PUBKEY(out, pkey)) {
+        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "deriving the public key");
+        goto cleanup;
+    }
+    long n = BIO_get_mem_data(out, &data);
+    if (n <= 0 || !data || !(*pem_out = malloc((size_t)n + 1))) {
+        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        goto cleanup;
+    }
+    memcpy(*pem_out, data, (size_t)n);
+    (*pem_out)[n] = '\0';
+    *len_out = (size_t)n;
+cleanup:
+    EVP_PKEY_free(pkey);
+    BIO_free(in);
+    BIO_free(out);
+    return hr;
+}
+
+/* The default serial: one more than the key change that introduced the old key, which a previous
+ * rotate left next to it. None there: this is the site's first key change. */
+static cas_hr cas_site_next_serial(const char *old_key, const char *site, uint64_t *serial)
+{
+    char *dir = strdup(old_key), *name = NULL, *path = NULL, *buf = NULL;
+    size_t len = 0;
+    struct cas_keychange prev = {0};
+    cas_hr hr;
+
+    *serial = 1;
+    if (!dir || asprintf(&name, "%s%s", site, CAS_KEYCHANGE_SUFFIX) < 0) {
+        free(dir);
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    }
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        slash[1] = '\0';
+    path = cas_path_join(slash ? dir : ".", name);
+    if (!path) {
+        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        goto cleanup;
+    }
+    hr = cas_fs_read_file(path, CAS_KEYCHANGE_MAX_BYTES, &buf, &len);
+    if (hr == CAS_E_FILE_MISSING) {
+        hr = CAS_OK;
+        goto cleanup;
+    }
+    if (hr == CAS_OK)
+        hr = cas_keychange_parse(buf, len, &prev);
+    if (hr != CAS_OK) {
+        char why[512];
+        snprintf(why, sizeof(why), "%s", cas_err_detail());
+        hr = cas_fail(hr, "%s: %s; give the serial with --serial", path, why);
+        goto cleanup;
+    }
+    if (prev.serial >= CAS_SITE_SERIAL_MAX) {
+        hr = cas_fail(CAS_E_INVALIDARG, "%s: serial %llu is the largest allowed", path,
+                      (unsigned long long)prev.serial);
+        goto cleanup;
+    }
+    *serial = prev.serial + 1;
+cleanup:
+    cas_keychange_free(&prev);
+    free(buf);
+    free(path);
+    free(name);
+    free(dir);
+    return hr;
+}
+
+/* The document, one field a line. The PEM text holds only base64, '-', ' ' and line feeds; any
+ * other byte is refused rather than escaped, as OpenSSL never writes one. */
+static cas_hr cas_site_keychange_json(const char *site, uint64_t serial, const char *pem,
+                                      const char *keyid, char **out, size_t *out_len)
+{
+    char issued[32];
+    char *esc = malloc(2 * strlen(pem) + 1), *q = esc;
+    if (!esc)
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    for (const char *p = pem; *p; p++) {
+        if (*p == '\n') {
+            *q++ = '\\';
+            *q++ = 'n';
+        } else if ((unsigned char)*p < 0x20 || *p == '"' || *p == '\\' ||
+                   (unsigned char)*p >= 0x7F) {
+            free(esc);
+            return cas_fail(CAS_E_BAD_KEY, "unexpected character in the public key PEM");
+        } else {
+            *q++ = *p;
+        }
+    }
+    *q = '\0';
+    cas_time_format(cas_clock_now(), issued, sizeof(issued));
+    int n = asprintf(out,
+                     "{\n"
+                     "  \"schema\": 1,\n"
+                     "  \"type\": \"keychange\",\n"
+                     "  \"site\": \"%s\",\n"
+                     "  \"serial\": %llu,\n"
+                     "  \"issued\": \"%s\",\n"
+                     "  \"key\": \"%s\",\n"
+                     "  \"key_id\": \"%s\"\n"
+                     "}\n",
+                     site, (unsigned long long)serial, issued, esc, keyid);
+    free(esc);
+    if (n < 0) {
+        *out = NULL;
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    }
+    *out_len = (size_t)n;
+    return CAS_OK;
+}
+
+static cas_hr cas_site_write_bytes(int fd, const void *data, size_t len, const char *path)
+{
+    cas_hr hr = cas_fs_write_all(fd, data, len, path);
+    if (hr == CAS_OK && fsync(fd) != 0) {
+        int err = errno;
+        hr = cas_fail(cas_err_from_errno(err), "fsync %s: %s", path, strerror(err));
+    }
+    return hr;
+}
+
+enum { ROT_KEY, ROT_PEM, ROT_DOC, ROT_SIG, ROT_FILES };
+
+static cas_hr cas_site_key_rotate(const char *site, const char *old_key, const char *out_dir,
+                                  enum cas_site_key_type type, uint64_t serial)
+{
+    static const char *const suffix[ROT_FILES] = {".key", ".pem", CAS_KEYCHANGE_SUFFIX,
+                                                  CAS_KEYCHANGE_SUFFIX ".sig"};
+    static const mode_t mode[ROT_FILES] = {0600, 0644, 0644, 0644};
+    cas_hr hr = CAS_OK;
+    char *path[ROT_FILES] = {0};
+    int fd[ROT_FILES] = {-1, -1, -1, -1}, created[ROT_FILES] = {0};
+    int done = 0;
+    char *old_pem = NULL, *new_pem = NULL, *doc = NULL;
+    size_t old_pem_len = 0, new_pem_len = 0, doc_len = 0, sig_len = 0;
+    uint8_t *sig = NULL;
+    EVP_PKEY *pkey = NULL;
+    BIO *priv_bio = NULL, *pub_bio = NULL;
+    char old_id[CAS_KEYID_HEX + 1], new_id[CAS_KEYID_HEX + 1], check_id[CAS_KEYID_HEX + 1];
+    struct cas_keychange check = {0};
+
+    /* The old key first: a wrong --key must not leave an empty folder of reserved names. */
+    hr = cas_site_public_of(old_key, &old_pem, &old_pem_len);
+    if (hr == CAS_OK)
+        hr = cas_keychange_key_id(old_pem, old_pem_len, old_id);
+    if (hr != CAS_OK)
+        goto cleanup;
+    if (serial == 0 && (hr = cas_site_next_serial(old_key, site, &serial)) != CAS_OK)
+        goto cleanup;
+
+    hr = cas_fs_mkdirs(out_dir, 0700);
+    if (hr != CAS_OK)
+        goto cleanup;
+    for (int i = 0; i < ROT_FILES; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "%s%s", site, suffix[i]);
+        if (!(path[i] = cas_path_join(out_dir, name))) {
+            hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+            goto cleanup;
+        }
+    }
+    /* All four names are reserved before anything is generated, as for key generate. */
+    for (int i = 0; i < ROT_FILES; i++) {
+        hr = cas_site_create_excl(path[i], mode[i], &fd[i]);
+        if (hr != CAS_OK)
+            goto cleanup;
+        created[i] = 1;
+    }
+
+    pkey = cas_site_key_new(type);
+    if (!pkey) {
+        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "generating the key");
+        goto cleanup;
+    }
+    priv_bio = BIO_new(BIO_s_secmem());
+    pub_bio = BIO_new(BIO_s_mem());
+    if (!priv_bio || !pub_bio) {
+        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        goto cleanup;
+    }
+    if (!PEM_write_bio_PKCS8PrivateKey(priv_bio, pkey, NULL, NULL, 0, NULL, NULL)) {
+        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "encoding the private key");
+        goto cleanup;
+    }
+    if (!PEM_write_bio_PUBKEY(pub_bio, pkey)) {
+        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "encoding the public key");
+        goto cleanup;
+    }
+    char *data = NULL;
+    long n = BIO_get_mem_data(pub_bio, &data);
+    if (n <= 0 || !data || !(new_pem = strndup(data, (size_t)n))) {
+        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        goto cleanup;
+    }
+    new_pem_len = (size_t)n;
+    if ((hr = cas_keychange_key_id(new_pem, new_pem_len, new_id)) != CAS_OK)
+        goto cleanup;
+
+    hr = cas_site_keychange_json(site, serial, new_pem, new_id, &doc, &doc_len);
+    if (hr == CAS_OK)
+        hr = cas_sig_sign_file(old_key, doc, doc_len, &sig, &sig_len);
+    if (hr != CAS_OK)
+        goto cleanup;
+    /* The agent's own checks, with the old public key standing for the one it trusts: a
+     * document it would refuse is never written. */
+    hr = cas_keychange_parse(doc, doc_len, &check);
+    if (hr == CAS_OK && (strcmp(check.site, site) != 0 || check.serial != serial ||
+                         strcmp(check.key_id, new_id) != 0))
+        hr = cas_fail(CAS_E_FAIL, "the key change does not read back as written");
+    if (hr == CAS_OK)
+        hr = cas_sig_verify_pem(old_pem, old_pem_len, doc, doc_len, sig, sig_len, check_id);
+    if (hr == CAS_OK && strcmp(check_id, old_id) != 0)
+        hr = cas_fail(CAS_E_FAIL, "the key change was verified with another key");
+    if (hr != CAS_OK)
+        goto cleanup;
+
+    hr = cas_site_write_bio(fd[ROT_KEY], priv_bio, path[ROT_KEY]);
+    if (hr == CAS_OK)
+        hr = cas_site_write_bio(fd[ROT_PEM], pub_bio, path[ROT_PEM]);
+    if (hr == CAS_OK)
+        hr = cas_site_write_bytes(fd[ROT_DOC], doc, doc_len, path[ROT_DOC]);
+    if (hr == CAS_OK)
+        hr = cas_site_write_bytes(fd[ROT_SIG], sig, sig_len, path[ROT_SIG]);
+    for (int i = 0; i < ROT_FILES && hr == CAS_OK; i++)
+        hr = cas_site_close(&fd[i], path[i]);
+    if (hr == CAS_OK)
+        hr = cas_fs_sync_dir(out_dir);
+    if (hr != CAS_OK)
+        goto cleanup;
+    done = 1;
+    printf("old key id:  %s\n", old_id);
+    printf("new key id:  %s\n", new_id);
+    printf("serial:      %llu\n", (unsigned long long)serial);
+    printf("private key: %s\n", path[ROT_KEY]);
+    printf("public key:  %s\n", path[ROT_PEM]);
+    printf("key change:  %s\n", path[ROT_DOC]);
+    printf("signature:   %s\n", path[ROT_SIG]);
+    fprintf(stderr,
+            "Generated %s key %s for site %s to replace key %s. Publish %s and %s.sig next to the "
+            "policy on the management point and sign policy with %s from then on. Leave the key "
+            "change published: an agent that never fetched it trusts only the old key.\n",
+            cas_site_key_type_name(type), new_id, site, old_id, path[ROT_DOC], path[ROT_DOC],
+            path[ROT_KEY]);
+
+cleanup:
+    for (int i = 0; i < ROT_FILES; i++) {
+        if (fd[i] >= 0)
+            close(fd[i]);
+        if (!done && created[i])
+            unlink(path[i]);
+        free(path[i]);
+    }
+    cas_keychange_free(&check);
+    BIO_free(priv_bio);
+    BIO_free(pub_bio);
+    EVP_PKEY_free(pkey);
+    free(old_pem);
+    free(new_pem);
+    free(doc);
+    free(sig);
+    return hr;
+}
+
+static int cas_site_parse_type(const char *name, enum cas_site_key_type *type)
+{
+    if (!strcmp(name, "ed25519"))
+        *type = CAS_SITE_KEY_ED25519;
+    else if (!strcmp(name, "rsa"))
+        *type = CAS_SITE_KEY_RSA;
+    else if (!strcmp(name, "ecdsa"))
+        *type = CAS_SITE_KEY_ECDSA;
+    else
+        return 0;
+    return 1;
+}
+
+/* A decimal serial in [1, 2^53 - 1], digits only. */
+static int cas_site_parse_serial(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s || *s == '0')
+        return 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(*s - '0');
+        if (v > CAS_SITE_SERIAL_MAX)
+            return 0;
+    }
+    *out = v;
+    return 1;
+}
+
 int cas_site_cmd_key(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"site", required_argument, NULL, 's'},
         {"out", required_argument, NULL, 'o'},
         {"type", required_argument, NULL, 't'},
+        {"key", required_argument, NULL, 'k'},
+        {"serial", required_argument, NULL, 'n'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *site = NULL, *out_dir = NULL, *type_name = "ed25519";
+    const char *site = NULL, *out_dir = NULL, *type_name = "ed25519", *old_key = NULL;
+    const char *serial_text = NULL, *usage;
     enum cas_site_key_type type;
-    int c;
+    uint64_t serial = 0;
+    int c, rotate;
 
     if (argc < 1)
         return cas_site_usage(CAS_SITE_KEY_USAGE, "missing subcommand");
-    if (strcmp(argv[0], "generate") != 0)
+    if (!strcmp(argv[0], "generate"))
+        rotate = 0;
+    else if (!strcmp(argv[0], "rotate"))
+        rotate = 1;
+    else
         return cas_site_usage(CAS_SITE_KEY_USAGE, "unknown subcommand 'key %s'", argv[0]);
+    usage = rotate ? CAS_SITE_KEY_ROTATE_USAGE : CAS_SITE_KEY_GENERATE_USAGE;
     optind = 0;
-    while ((c = cas_site_getopt(argc, argv, opts, CAS_SITE_KEY_USAGE)) != -1) {
+    while ((c = cas_site_getopt(argc, argv, opts, usage)) != -1) {
         switch (c) {
         case 's':
             site = optarg;
@@ -227,34 +571,45 @@ int cas_site_cmd_key(int argc, char **argv)
         case 't':
             type_name = optarg;
             break;
+        case 'k':
+        case 'n':
+            if (!rotate)
+                return cas_site_usage(usage, "option '--%s' is for key rotate",
+                                      c == 'k' ? "key" : "serial");
+            if (c == 'k')
+                old_key = optarg;
+            else
+                serial_text = optarg;
+            break;
         case 'h':
-            printf("usage: cas-site %s\n", CAS_SITE_KEY_USAGE);
+            printf("usage: cas-site %s\n", usage);
             return CAS_SITE_EXIT_OK;
         default:
             return CAS_SITE_EXIT_USAGE;
         }
     }
     if (optind < argc)
-        return cas_site_usage(CAS_SITE_KEY_USAGE, "unexpected argument '%s'", argv[optind]);
+        return cas_site_usage(usage, "unexpected argument '%s'", argv[optind]);
     if (!site)
-        return cas_site_usage(CAS_SITE_KEY_USAGE, "missing --site");
+        return cas_site_usage(usage, "missing --site");
+    if (rotate && !old_key)
+        return cas_site_usage(usage, "missing --key");
     if (!out_dir)
-        return cas_site_usage(CAS_SITE_KEY_USAGE, "missing --out");
+        return cas_site_usage(usage, "missing --out");
 
     if (!cas_id_is_site(site))
         return cas_site_report(cas_fail(
             CAS_E_INVALIDARG, "site code '%s': expected 3 characters from A-Z and 0-9", site));
-    if (!strcmp(type_name, "ed25519"))
-        type = CAS_SITE_KEY_ED25519;
-    else if (!strcmp(type_name, "rsa"))
-        type = CAS_SITE_KEY_RSA;
-    else if (!strcmp(type_name, "ecdsa"))
-        type = CAS_SITE_KEY_ECDSA;
-    else
+    if (!cas_site_parse_type(type_name, &type))
         return cas_site_report(
             cas_fail(CAS_E_INVALIDARG, "key type '%s': expected ed25519, rsa or ecdsa", type_name));
+    if (serial_text && !cas_site_parse_serial(serial_text, &serial))
+        return cas_site_report(cas_fail(CAS_E_INVALIDARG,
+                                        "serial '%s': expected an integer from 1 to %llu",
+                                        serial_text, CAS_SITE_SERIAL_MAX));
 
-    cas_hr hr = cas_site_key_generate(site, out_dir, type);
+    cas_hr hr = rotate ? cas_site_key_rotate(site, old_key, out_dir, type, serial)
+                       : cas_site_key_generate(site, out_dir, type);
     if (hr != CAS_OK)
         return cas_site_report(hr);
     return CAS_SITE_EXIT_OK;

@@ -111,8 +111,12 @@ static int rec_from_json(const cJSON *o, struct cas_history_rec *r)
             return -1;
         snprintf(r->fingerprint, sizeof(r->fingerprint), "%s", fp->valuestring);
     }
-    r->restart_required = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "restart_required"));
-    r->downloading = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "downloading"));
+    const cJSON *rr = cJSON_GetObjectItemCaseSensitive(o, "restart_required");
+    const cJSON *dl = cJSON_GetObjectItemCaseSensitive(o, "downloading");
+    if ((rr && !cJSON_IsBool(rr)) || (dl && !cJSON_IsBool(dl)))
+        return -1;
+    r->restart_required = cJSON_IsTrue(rr);
+    r->downloading = cJSON_IsTrue(dl);
     const cJSON *ec = cJSON_GetObjectItemCaseSensitive(o, "exit_code");
     if (ec) {
         if (!cas_json_is_int(ec, INT64_MIN / 2, INT64_MAX / 2))
@@ -333,7 +337,7 @@ static unsigned long long proc_start_time(pid_t pid)
         if (!p)
             return 0;
         p++;
-        if (field == 21)
+        if (field == 22)
             start = strtoull(p, NULL, 10);
     }
     return start;

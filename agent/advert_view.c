@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/hash.h"
+#include "common/json.h"
 #include "common/timefmt.h"
 
 int cas_advert_content_present(struct cas_agent *a, const struct cas_advert *ad)
@@ -72,24 +73,13 @@ void cas_advert_view(struct cas_agent *a, const struct cas_advert *ad,
                  rec->content_hr);
 }
 
-static void add_time(cJSON *o, const char *key, time_t t)
-{
-    char buf[32];
-    if (!t) {
-        cJSON_AddNullToObject(o, key);
-        return;
-    }
-    cas_time_format(t, buf, sizeof(buf));
-    cJSON_AddStringToObject(o, key, buf);
-}
-
 void cas_advert_view_json(cJSON *o, const struct cas_advert *ad, const struct cas_history_rec *rec,
                           const struct cas_advert_view *v)
 {
     char code[16];
     cJSON_AddStringToObject(o, "state", v->state);
     cJSON_AddStringToObject(o, "state_detail", v->detail);
-    add_time(o, "start", ad->start);
+    cas_json_add_time(o, "start", ad->start);
     cJSON_AddStringToObject(o, "rerun", cas_rerun_name(ad->rerun));
     cJSON_AddNumberToObject(o, "runs", rec ? rec->runs : 0);
     if (rec && rec->has_exit)
@@ -102,8 +92,8 @@ void cas_advert_view_json(cJSON *o, const struct cas_advert *ad, const struct ca
     } else {
         cJSON_AddNullToObject(o, "last_error");
     }
-    add_time(o, "last_started", rec ? rec->started : 0);
-    add_time(o, "last_ended", rec ? rec->ended : 0);
-    add_time(o, "next_retry", rec && rec->state == CAS_RUN_RETRYING ? rec->next_retry : 0);
+    cas_json_add_time(o, "last_started", rec ? rec->started : 0);
+    cas_json_add_time(o, "last_ended", rec ? rec->ended : 0);
+    cas_json_add_time(o, "next_retry", rec && rec->state == CAS_RUN_RETRYING ? rec->next_retry : 0);
     cJSON_AddBoolToObject(o, "restart_required", rec && rec->restart_required);
 }

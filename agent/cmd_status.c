@@ -11,32 +11,22 @@
 #include "agent/history.h"
 #include "agent/policy_store.h"
 #include "agent/service.h"
+#include "common/json.h"
 #include "common/timefmt.h"
-
-static void add_time(cJSON *o, const char *key, time_t t)
-{
-    char buf[32];
-    if (!t) {
-        cJSON_AddNullToObject(o, key);
-        return;
-    }
-    cas_time_format(t, buf, sizeof(buf));
-    cJSON_AddStringToObject(o, key, buf);
-}
 
 static void status_service_json(cJSON *o, const struct cas_service_info *svc)
 {
     char code[16];
     cJSON_AddBoolToObject(o, "running", svc->pid != 0);
     cJSON_AddNumberToObject(o, "pid", (double)svc->pid);
-    add_time(o, "last_poll", svc->last_poll);
+    cas_json_add_time(o, "last_poll", svc->last_poll);
     snprintf(code, sizeof(code), "0x%08X", svc->last_poll_hr);
     if (svc->last_poll)
         cJSON_AddStringToObject(o, "last_poll_result", code);
     else
         cJSON_AddNullToObject(o, "last_poll_result");
-    add_time(o, "next_poll", svc->next_poll);
-    add_time(o, "last_pass", svc->last_pass);
+    cas_json_add_time(o, "next_poll", svc->next_poll);
+    cas_json_add_time(o, "last_pass", svc->last_pass);
 }
 
 static void status_service_text(const struct cas_agent *a, const struct cas_service_info *svc)

@@ -17,7 +17,6 @@
 #include "common/sig.h"
 #include "common/timefmt.h"
 
-#define STATE_MAX_BYTES (64u * 1024u)
 
 static char *store_path(struct cas_agent *a, const char *site, const char *suffix)
 {
@@ -31,33 +30,11 @@ static char *store_path(struct cas_agent *a, const char *site, const char *suffi
  * read is an error, never "no state": treating it as 0 would reopen the door to replays. */
 static cas_hr store_read_serial(struct cas_agent *a, const char *site, uint64_t *serial)
 {
-    char *path = store_path(a, site, ".state.json"), *buf = NULL;
-    size_t len = 0;
-    cJSON *root = NULL;
-    cas_hr hr;
-
+    char *path = store_path(a, site, ".state.json");
     *serial = 0;
     if (!path)
         return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-    hr = cas_fs_read_file(path, STATE_MAX_BYTES, &buf, &len);
-    if (hr == CAS_E_FILE_MISSING) {
-        hr = CAS_OK;
-        goto cleanup;
-    }
-    if (hr != CAS_OK)
-        goto cleanup;
-    hr = cas_json_parse(buf, len, 4, path, &root);
-    if (hr != CAS_OK)
-        goto cleanup;
-    const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "serial");
-    if (!cas_json_is_int(s, 0, INT64_MAX)) {
-        hr = cas_fail(CAS_E_INVALID_DATA, "%s: serial: expected an integer", path);
-        goto cleanup;
-    }
-    *serial = (uint64_t)s->valuedouble;
-cleanup:
-    cJSON_Delete(root);
-    free(buf);
+    cas_hr hr = cas_json_read_serial(path, serial);
     free(path);
     return hr;
 }

@@ -6,6 +6,8 @@
  * two equal keys while cJSON_GetObjectItem finds the first. A pre-scan of the raw text and a walk
  * of the tree close those gaps, so every strict JSON reader sees the same document we do. */
 #include "common/json.h"
+#include "common/fsutil.h"
+#include "common/timefmt.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -279,4 +281,39 @@ int cas_json_is_int(const cJSON *item, int64_t min, int64_t max)
     if ((double)i != v)
         return 0;
     return i >= min && i <= max;
+}
+
+void cas_json_add_time(cJSON *o, const char *key, time_t t)
+{
+    char buf[32];
+    if (!t) {
+        cJSON_AddNullToObject(o, key);
+        return;
+    }
+    cas_time_format(t, buf, sizeof(buf));
+    cJSON_AddStringToObject(o, key, buf);
+}
+
+cas_hr cas_json_read_serial(const char *path, uint64_t *serial)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    cJSON *root = NULL;
+    cas_hr hr = cas_fs_read_file(path, 64u * 1024u, &buf, &len);
+
+    *serial = 0;
+    if (hr == CAS_E_FILE_MISSING)
+        return CAS_OK;
+    if (hr == CAS_OK)
+        hr = cas_json_parse(buf, len, 4, path, &root);
+    if (hr == CAS_OK) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "serial");
+        if (!cas_json_is_int(s, 0, INT64_MAX))
+            hr = cas_fail(CAS_E_INVALID_DATA, "%s: serial: expected an integer", path);
+        else
+            *serial = (uint64_t)s->valuedouble;
+    }
+    cJSON_Delete(root);
+    free(buf);
+    return hr;
 }

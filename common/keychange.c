@@ -27,7 +27,6 @@
 #include "common/path.h"
 #include "common/timefmt.h"
 
-#define KC_STATE_MAX_BYTES (64u * 1024u)
 #define KC_KEY_MAX_BYTES   (16u * 1024u) /* an RSA-16384 public key is about 2.8 KB of PEM */
 #define KC_PEM_BEGIN       "-----BEGIN PUBLIC KEY-----"
 #define KC_PEM_END         "-----END PUBLIC KEY-----"
@@ -257,35 +256,13 @@ static char *state_path(const char *state_dir, const char *site)
 
 cas_hr cas_keychange_last_serial(const char *state_dir, const char *site, uint64_t *serial)
 {
-    char *path = state_path(state_dir, site), *buf = NULL;
-    size_t len = 0;
-    cJSON *root = NULL;
-    cas_hr hr;
-
+    char *path = state_path(state_dir, site);
     *serial = 0;
     if (!path)
         return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-    hr = cas_fs_read_file(path, KC_STATE_MAX_BYTES, &buf, &len);
-    if (hr == CAS_E_FILE_MISSING) {
-        hr = CAS_OK;
-        goto cleanup;
-    }
-    if (hr != CAS_OK) {
+    cas_hr hr = cas_json_read_serial(path, serial);
+    if (hr != CAS_OK && hr != CAS_E_OUTOFMEMORY)
         hr = prefix_detail(hr, "key-change state cannot be read");
-        goto cleanup;
-    }
-    hr = cas_json_parse(buf, len, 4, path, &root);
-    if (hr != CAS_OK)
-        goto cleanup;
-    const cJSON *s = field(root, "serial");
-    if (!cas_json_is_int(s, 0, INT64_MAX)) {
-        hr = cas_fail(CAS_E_INVALID_DATA, "%s: serial: expected an integer", path);
-        goto cleanup;
-    }
-    *serial = (uint64_t)s->valuedouble;
-cleanup:
-    cJSON_Delete(root);
-    free(buf);
     free(path);
     return hr;
 }

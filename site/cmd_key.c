@@ -111,6 +111,35 @@ static cas_hr cas_site_close(int *fd, const char *path)
     return CAS_OK;
 }
 
+/* A new key pair, PEM-encoded: the private key (PKCS#8) into *priv_out, the public key into
+ * *pub_out (caller frees both BIOs). */
+static cas_hr cas_site_key_pair(enum cas_site_key_type type, BIO **priv_out, BIO **pub_out)
+{
+    EVP_PKEY *pkey = cas_site_key_new(type);
+    BIO *priv = NULL, *pub = NULL;
+    cas_hr hr = CAS_OK;
+    if (!pkey)
+        return cas_site_ssl_fail(CAS_E_BAD_KEY, "generating the key");
+    /* Secure memory keeps the private key out of swap and wipes it when freed. */
+    priv = BIO_new(BIO_s_secmem());
+    pub = BIO_new(BIO_s_mem());
+    if (!priv || !pub)
+        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    else if (!PEM_write_bio_PKCS8PrivateKey(priv, pkey, NULL, NULL, 0, NULL, NULL))
+        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "encoding the private key");
+    else if (!PEM_write_bio_PUBKEY(pub, pkey))
+        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "encoding the public key");
+    EVP_PKEY_free(pkey);
+    if (hr != CAS_OK) {
+        BIO_free(priv);
+        BIO_free(pub);
+        return hr;
+    }
+    *priv_out = priv;
+    *pub_out = pub;
+    return CAS_OK;
+}
+
 static cas_hr cas_site_key_generate(const char *site, const char *out_dir,
                                     enum cas_site_key_type type)
 {
@@ -119,7 +148,6 @@ static cas_hr cas_site_key_generate(const char *site, const char *out_dir,
     char *key_path = NULL, *pem_path = NULL;
     int key_fd = -1, pem_fd = -1;
     int key_created = 0, pem_created = 0, done = 0;
-    EVP_PKEY *pkey = NULL;
     BIO *priv_bio = NULL, *pub_bio = NULL;
     char keyid[CAS_KEYID_HEX + 1];
 
@@ -146,26 +174,9 @@ static cas_hr cas_site_key_generate(const char *site, const char *out_dir,
         goto cleanup;
     pem_created = 1;
 
-    pkey = cas_site_key_new(type);
-    if (!pkey) {
-        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "generating the key");
+    hr = cas_site_key_pair(type, &priv_bio, &pub_bio);
+    if (hr != CAS_OK)
         goto cleanup;
-    }
-    /* Secure memory keeps the private key out of swap and wipes it when freed. */
-    priv_bio = BIO_new(BIO_s_secmem());
-    pub_bio = BIO_new(BIO_s_mem());
-    if (!priv_bio || !pub_bio) {
-        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-        goto cleanup;
-    }
-    if (!PEM_write_bio_PKCS8PrivateKey(priv_bio, pkey, NULL, NULL, 0, NULL, NULL)) {
-        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "encoding the private key");
-        goto cleanup;
-    }
-    if (!PEM_write_bio_PUBKEY(pub_bio, pkey)) {
-        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "encoding the public key");
-        goto cleanup;
-    }
     hr = cas_site_write_bio(key_fd, priv_bio, key_path);
     if (hr == CAS_OK)
         hr = cas_site_close(&key_fd, key_path);
@@ -203,7 +214,6 @@ cleanup:
     }
     BIO_free(priv_bio);
     BIO_free(pub_bio);
-    EVP_PKEY_free(pkey);
     free(key_path);
     free(pem_path);
     return hr;
@@ -376,7 +386,6 @@ static cas_hr cas_site_key_rotate(const char *site, const char *old_key, const c
     char *old_pem = NULL, *new_pem = NULL, *doc = NULL;
     size_t old_pem_len = 0, new_pem_len = 0, doc_len = 0, sig_len = 0;
     uint8_t *sig = NULL;
-    EVP_PKEY *pkey = NULL;
     BIO *priv_bio = NULL, *pub_bio = NULL;
     char old_id[CAS_KEYID_HEX + 1], new_id[CAS_KEYID_HEX + 1], check_id[CAS_KEYID_HEX + 1];
     struct cas_keychange check = {0};
@@ -409,25 +418,9 @@ static cas_hr cas_site_key_rotate(const char *site, const char *old_key, const c
         created[i] = 1;
     }
 
-    pkey = cas_site_key_new(type);
-    if (!pkey) {
-        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "generating the key");
+    hr = cas_site_key_pair(type, &priv_bio, &pub_bio);
+    if (hr != CAS_OK)
         goto cleanup;
-    }
-    priv_bio = BIO_new(BIO_s_secmem());
-    pub_bio = BIO_new(BIO_s_mem());
-    if (!priv_bio || !pub_bio) {
-        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-        goto cleanup;
-    }
-    if (!PEM_write_bio_PKCS8PrivateKey(priv_bio, pkey, NULL, NULL, 0, NULL, NULL)) {
-        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "encoding the private key");
-        goto cleanup;
-    }
-    if (!PEM_write_bio_PUBKEY(pub_bio, pkey)) {
-        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "encoding the public key");
-        goto cleanup;
-    }
     char *data = NULL;
     long n = BIO_get_mem_data(pub_bio, &data);
     if (n <= 0 || !data || !(new_pem = strndup(data, (size_t)n))) {
@@ -495,7 +488,6 @@ cleanup:
     cas_keychange_free(&check);
     BIO_free(priv_bio);
     BIO_free(pub_bio);
-    EVP_PKEY_free(pkey);
     free(old_pem);
     free(new_pem);
     free(doc);

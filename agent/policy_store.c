@@ -17,7 +17,6 @@
 #include "common/sig.h"
 #include "common/timefmt.h"
 
-
 static char *store_path(struct cas_agent *a, const char *site, const char *suffix)
 {
     char *p = NULL;

@@ -27,9 +27,9 @@
 #include "common/path.h"
 #include "common/timefmt.h"
 
-#define KC_KEY_MAX_BYTES   (16u * 1024u) /* an RSA-16384 public key is about 2.8 KB of PEM */
-#define KC_PEM_BEGIN       "-----BEGIN PUBLIC KEY-----"
-#define KC_PEM_END         "-----END PUBLIC KEY-----"
+#define KC_KEY_MAX_BYTES (16u * 1024u) /* an RSA-16384 public key is about 2.8 KB of PEM */
+#define KC_PEM_BEGIN     "-----BEGIN PUBLIC KEY-----"
+#define KC_PEM_END       "-----END PUBLIC KEY-----"
 
 void cas_keychange_free(struct cas_keychange *kc)
 {

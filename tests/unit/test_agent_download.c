@@ -343,7 +343,8 @@ static void test_context_sid(void **state)
     assert_string_equal(buf, "System");
     assert_int_equal(cas_context_sid("user:root", buf, sizeof(buf)), CAS_OK);
     assert_string_equal(buf, "S-1-22-1-0");
-    assert_int_equal(cas_context_sid("user:no-such-user-here", buf, sizeof(buf)), CAS_E_NO_SUCH_USER);
+    assert_int_equal(cas_context_sid("user:no-such-user-here", buf, sizeof(buf)),
+                     CAS_E_NO_SUCH_USER);
 }
 
 int main(void)

@@ -43,6 +43,7 @@ int cas_cmd_execute(struct cas_agent *a, int argc, char **argv);
 int cas_cmd_cache(struct cas_agent *a, int argc, char **argv);
 int cas_cmd_status(struct cas_agent *a, int argc, char **argv);
 int cas_cmd_run(struct cas_agent *a, int argc, char **argv);
+int cas_cmd_log(struct cas_agent *a, int argc, char **argv);
 int cas_cmd_errinfo(int argc, char **argv);
 
 #endif

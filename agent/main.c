@@ -79,6 +79,7 @@ int main(int argc, char **argv)
     } commands[] = {
         {"policy", cas_cmd_policy}, {"download", cas_cmd_download}, {"execute", cas_cmd_execute},
         {"cache", cas_cmd_cache},   {"status", cas_cmd_status},     {"run", cas_cmd_run},
+        {"log", cas_cmd_log},
     };
     for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++) {
         if (strcmp(cmd, commands[k].name) != 0)

@@ -1,0 +1,1 @@
+/* placeholder: reading CMTrace records (being written) */

@@ -176,7 +176,9 @@ static void cas_log_rotate(const char *path)
 
 static void cas_log_emit(const char *path, const char *line, size_t len)
 {
-    for (int attempt = 0; attempt < 4; attempt++) {
+    /* Each retry means another writer rotated the file in between, so progress is being made;
+     * the bound only guards against a file system that keeps changing under us. */
+    for (int attempt = 0; attempt < 1000; attempt++) {
         int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
         struct stat fst, pst;
         if (fd < 0)

@@ -8,8 +8,15 @@ int cas_cmd_errinfo(int argc, char **argv)
 {
     cas_hr code;
     if (argc != 2) {
-        fputs("usage: cas-agent errinfo CODE   (0x80091007, 80091007 or decimal)\n", stderr);
+        fputs("usage: cas-agent errinfo CODE | --all   (CODE: 0x80091007, 80091007 or decimal)\n",
+              stderr);
         return 2;
+    }
+    if (!strcmp(argv[1], "--all")) {
+        /* Every code the agent can produce, one per line: code, name, message. */
+        for (unsigned i = 0; (code = cas_err_at(i)) != CAS_OK; i++)
+            printf("0x%08X %s %s\n", code, cas_err_name(code), cas_err_message(code));
+        return 0;
     }
     if (cas_err_parse(argv[1], &code) != 0) {
         fprintf(stderr, "cas-agent: '%s' is not an error code\n", argv[1]);

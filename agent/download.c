@@ -1245,6 +1245,7 @@ cas_hr cas_download_content_held(struct cas_agent *a, const struct cas_advert *a
             return hr;
     }
     hr = dl_fetch(a, cache, ad, context);
+    cas_log_set_context(NULL);
     if (hr != CAS_OK)
         return hr;
     if (!hold) {
@@ -1275,6 +1276,8 @@ static cas_hr dl_fetch(struct cas_agent *a, struct cache *cache, const struct ca
 
     cas_guid_new(job);
     cas_guid_new(j.request);
+    /* Every record of this job, in every log, carries its request GUID as context. */
+    cas_log_set_context(j.request);
     cas_log_info(CAS_LOG_CAS, "Requesting content %s, size(KB) %llu, under context %s",
                  ad->content_id, (unsigned long long)((ad->size + 1023) / 1024), context);
     cas_log_info(CAS_LOG_CAS, "Submitted CTM job %s to download Content %s under context %s", job,

@@ -121,6 +121,22 @@ static size_t cas_log_escape(char *out, size_t cap, const char *text)
     return o;
 }
 
+/* The job this thread works for: its download request GUID, written as the record's context. */
+static __thread char cas_log_context[40];
+
+void cas_log_set_context(const char *ctx)
+{
+    size_t n = 0;
+    /* Only GUID characters: the attribute must never need escaping. */
+    for (; ctx && ctx[n] && n < sizeof(cas_log_context) - 1; n++) {
+        char c = ctx[n];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F') || c == '{' || c == '}' || c == '-'))
+            break;
+        cas_log_context[n] = c;
+    }
+    cas_log_context[n] = '\0';
+}
+
 int cas_log_format(char *buf, size_t bufsize, enum cas_log_component comp, enum cas_log_kind kind,
                    const char *src_file, int src_line, const struct timespec *now, long tid,
                    const char *text)
@@ -136,12 +152,12 @@ int cas_log_format(char *buf, size_t bufsize, enum cas_log_component comp, enum 
     cas_log_escape(esc, sizeof(esc), text);
     int n = snprintf(buf, bufsize,
                      "<![LOG[%s]LOG]!><time=\"%02d:%02d:%02d.%03ld%c%03ld\" "
-                     "date=\"%02d-%02d-%04d\" component=\"%s\" context=\"\" type=\"%d\" "
+                     "date=\"%02d-%02d-%04d\" component=\"%s\" context=\"%s\" type=\"%d\" "
                      "thread=\"%ld\" file=\"%s:%d\">\n",
                      esc, tm.tm_hour, tm.tm_min, tm.tm_sec, now->tv_nsec / 1000000,
                      bias < 0 ? '-' : '+', bias < 0 ? -bias : bias, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_year + 1900, cas_log_component_name(comp), cas_log_type(kind), tid, base,
-                     src_line);
+                     tm.tm_year + 1900, cas_log_component_name(comp), cas_log_context,
+                     cas_log_type(kind), tid, base, src_line);
     if (n < 0 || (size_t)n >= bufsize)
         return -1;
     return n;

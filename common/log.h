@@ -54,6 +54,11 @@ const char *cas_log_component_name(enum cas_log_component comp);
 void cas_log_write(enum cas_log_component comp, enum cas_log_kind kind, const char *src_file,
                    int src_line, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Records this thread writes from now on carry `ctx` (a download request GUID, "{…}") in their
+ * context attribute, so every record of one job shares it; NULL or "" clears it. Only GUID
+ * characters are kept. */
+void cas_log_set_context(const char *ctx);
+
 /* Format one record into buf (for tests and the writer). `now` and `tid` are given so tests are
  * deterministic. Returns the length written (without NUL), or -1 if buf is too small. */
 int cas_log_format(char *buf, size_t bufsize, enum cas_log_component comp, enum cas_log_kind kind,

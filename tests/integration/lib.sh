@@ -36,7 +36,7 @@ NGINX=${NGINX:-/usr/sbin/nginx}
 # GUID as the agent writes it: upper-case, version 4, in braces.
 GUID_RE='\{[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}\}'
 # One CMTrace record, the whole line.
-CMTRACE_RE='^<!\[LOG\[.*\]LOG\]!><time="[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}[+-][0-9]{3}" date="[0-9]{2}-[0-9]{2}-[0-9]{4}" component="[A-Za-z]+" context="" type="[0-3]" thread="[0-9]+" file="[A-Za-z0-9_.-]+:[0-9]+">$'
+CMTRACE_RE='^<!\[LOG\[.*\]LOG\]!><time="[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}[+-][0-9]{3}" date="[0-9]{2}-[0-9]{2}-[0-9]{4}" component="[A-Za-z]+" context="(\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\})?" type="[0-3]" thread="[0-9]+" file="[A-Za-z0-9_.-]+:[0-9]+">$'
 
 # ---------------------------------------------------------------------------------------------
 # Temp folder and cleanup. Everything a test makes lives under $T; the EXIT trap stops every nginx

@@ -115,6 +115,19 @@ assert_eq 1 "$(log_count "$CASLOG" "Download started for content $C")" \
 assert_eq 1 "$(grep -c "GET $DP_PREFIX/$C.sums " "$(dp_access_log "$DP_URL")")" \
     "the DP served the listing once"
 
+# --- one job, one GUID: every record of the download carries its request GUID as context
+G=$(request_guid "$C")
+for f in ContentTransferManager DataTransferService; do
+    other=$(grep -vcF "context=\"$G\"" "$LOGS/$f.log" || true)
+    assert_eq 0 "$other" "every $f.log record of the job has context=\"$G\""
+done
+n_cas=$(grep -cF "context=\"$G\"" "$CASLOG" || true)
+((n_cas >= 8)) || fail "CAS.log's job records carry the GUID" "$n_cas records"
+ok "CAS.log: $n_cas records of the job carry context=\"$G\", from the request to its result"
+grep -F "<![LOG[Download succeeded for download request $G]LOG]!>" "$CASLOG" | grep -F "context=\"$G\"" >/dev/null ||
+    fail "the job's last CAS.log record carries the GUID"
+ok "the job's last CAS.log record carries the GUID"
+
 # --- every log line is CMTrace; the time-zone bias is Windows' (UTC = local time + bias)
 assert_cmtrace_logs
 # win_bias TZ|local -- the bias field for that zone now: +0530 -> -330, -0400 -> +240, +0000 -> +000.

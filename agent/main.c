@@ -27,7 +27,7 @@ static void usage(FILE *out)
         "  log [COMPONENT] [--all] [--level N]  the CMTrace logs, oldest first, times in\n"
         "      [--content ID] [--since TIME]    UTC; default CAS, --all merges every log by\n"
         "      [--follow]                       time; --follow keeps printing (log --help)\n"
-        "  errinfo CODE                         what an error code means\n"
+        "  errinfo CODE | --all                 what an error code means; --all: every code\n"
         "\n"
         "Options:\n"
         "  --config FILE   configuration file (default " CAS_CONFIG_DEFAULT_PATH ")\n"

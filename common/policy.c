@@ -451,7 +451,7 @@ static cas_hr parse_advert(const cJSON *adv, size_t idx, time_t issued, struct c
     struct field pf, f;
     const char *prefix = field_index(&pf, "advertisements", idx);
     const char *s;
-    int64_t v;
+    int64_t v = 0;
     cas_hr hr;
 
     if (!cJSON_IsObject(adv))
@@ -602,7 +602,7 @@ static cas_hr parse_root(const cJSON *root, struct cas_policy *p)
 {
     const cJSON *item;
     const char *s;
-    int64_t v;
+    int64_t v = 0;
     int has_expires = 0;
     cas_hr hr;
 

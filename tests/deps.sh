@@ -5,7 +5,7 @@ cas_deps_packages=(
   gcc make cmake pkg-config
   libcurl4-openssl-dev libssl-dev libcjson-dev libcmocka-dev
   nginx-light openssl curl ca-certificates coreutils findutils procps iproute2 diffutils
-  strace bsdutils util-linux jq passwd dpkg-dev file man-db systemd
+  strace bsdutils util-linux jq passwd dpkg-dev file man-db systemd valgrind
 )
 
 cas_deps_install() {

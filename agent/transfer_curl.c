@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/http_header.h"
 #include "agent/transfer.h"
 
 /* An error page is read and thrown away, but only this much of it. */
@@ -60,10 +61,8 @@ static cas_hr xfer_respond(struct xfer *x)
     resp.status = status;
     resp.etag = xfer_header(x->easy, "ETag");
     resp.last_modified = xfer_header(x->easy, "Last-Modified");
-    const char *cr = xfer_header(x->easy, "Content-Range");
-    unsigned long long start = 0;
-    if (status == 206 && cr && sscanf(cr, "bytes %llu-", &start) == 1)
-        resp.range_start = start;
+    if (status == 206)
+        cas_http_content_range_start(xfer_header(x->easy, "Content-Range"), &resp.range_start);
     if (x->req->on_response)
         return x->req->on_response(x->req->ud, &resp);
     return CAS_OK;
@@ -150,8 +149,8 @@ static void xfer_free(struct cas_transfer_curl *tc, struct xfer *x)
  * (from a server's ETag) is not sent: it could inject headers. */
 static struct curl_slist *tc_header(struct curl_slist *list, const char *name, const char *value)
 {
-    char *h = NULL;
-    if (strpbrk(value, "\r\n") || asprintf(&h, "%s: %s", name, value) < 0)
+    char *h = cas_http_header_line(name, value);
+    if (!h)
         return list;
     struct curl_slist *grown = curl_slist_append(list, h);
     free(h);

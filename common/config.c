@@ -262,7 +262,8 @@ static cas_hr set_value(struct cas_config *cfg, const struct key *k, const cJSON
                             "%s: expected a number greater than %g and at most %g (fractions "
                             "allowed)",
                             k->name, k->dmin, k->dmax);
-        *(double *)((char *)cfg + k->off) = v->valuedouble;
+        /* Through memcpy: the table addresses fields by byte offset. */
+        memcpy((char *)cfg + k->off, &v->valuedouble, sizeof(double));
         return CAS_OK;
     case KEY_CODES:
         return set_codes(cfg, k, v);
@@ -380,9 +381,12 @@ const char *cas_config_key_text(const struct cas_config *cfg, size_t i, char *va
     case KEY_LONG:
         snprintf(value, size, "%ld", *(const long *)base);
         break;
-    case KEY_NUM:
-        snprintf(value, size, "%g", *(const double *)base);
+    case KEY_NUM: {
+        double d;
+        memcpy(&d, base, sizeof(d));
+        snprintf(value, size, "%g", d);
         break;
+    }
     case KEY_CODES: {
         const int64_t *codes = (const int64_t *)base;
         size_t n = *(const size_t *)((const char *)cfg + k->count_off), used = 0;

@@ -222,24 +222,15 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
-cas_hr cas_sig_sign_file(const char *key_path, const void *data, size_t len, uint8_t **sig_out,
-                         size_t *siglen_out)
+/* Read an unencrypted PEM private key file; the file's bytes are wiped after parsing. */
+static cas_hr load_private_key(const char *key_path, EVP_PKEY **out)
 {
     char *pem = NULL;
     size_t pem_len = 0;
     BIO *bio = NULL;
-    EVP_PKEY *pkey = NULL;
-    EVP_MD_CTX *ctx = NULL;
-    EVP_PKEY_CTX *pctx = NULL;
-    const EVP_MD *md;
-    int is_rsa;
-    uint8_t *sig = NULL;
-    size_t siglen = 0;
-    cas_hr hr;
+    cas_hr hr = read_key_file(key_path, &pem, &pem_len);
 
-    *sig_out = NULL;
-    *siglen_out = 0;
-    hr = read_key_file(key_path, &pem, &pem_len);
+    *out = NULL;
     if (hr != CAS_OK)
         return hr;
     if (pem_len == 0 || pem_len > SIG_MAX_KEY_FILE) {
@@ -251,13 +242,71 @@ cas_hr cas_sig_sign_file(const char *key_path, const void *data, size_t len, uin
         hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
         goto cleanup;
     }
-    pkey = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
-    if (!pkey) {
+    *out = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
+    if (!*out)
         hr = cas_fail(CAS_E_BAD_KEY,
                       "%s: not an unencrypted PEM private key (encrypted keys are not supported)",
                       key_path);
+cleanup:
+    BIO_free(bio);
+    if (pem)
+        OPENSSL_cleanse(pem, pem_len); /* private key material */
+    free(pem);
+    return hr;
+}
+
+cas_hr cas_sig_public_pem_file(const char *key_path, char **pem_out, size_t *len_out)
+{
+    EVP_PKEY *pkey = NULL;
+    BIO *out = NULL;
+    char *data = NULL;
+    cas_hr hr;
+
+    *pem_out = NULL;
+    *len_out = 0;
+    hr = load_private_key(key_path, &pkey);
+    if (hr == CAS_E_FILE_MISSING)
+        hr = cas_fail(CAS_E_BAD_KEY, "%s: no such key file", key_path);
+    if (hr != CAS_OK)
+        goto cleanup;
+    out = BIO_new(BIO_s_mem());
+    if (!out || !PEM_write_bio_PUBKEY(out, pkey)) {
+        hr = cas_fail(CAS_E_BAD_KEY, "%s: deriving the public key failed", key_path);
         goto cleanup;
     }
+    long n = BIO_get_mem_data(out, &data);
+    if (n <= 0 || !data || !(*pem_out = malloc((size_t)n + 1))) {
+        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        goto cleanup;
+    }
+    memcpy(*pem_out, data, (size_t)n);
+    (*pem_out)[n] = '\0';
+    *len_out = (size_t)n;
+cleanup:
+    BIO_free(out);
+    EVP_PKEY_free(pkey);
+    if (hr != CAS_OK)
+        ERR_clear_error();
+    return hr;
+}
+
+cas_hr cas_sig_sign_file(const char *key_path, const void *data, size_t len, uint8_t **sig_out,
+                         size_t *siglen_out)
+{
+    EVP_PKEY *pkey = NULL;
+    EVP_MD_CTX *ctx = NULL;
+    EVP_PKEY_CTX *pctx = NULL;
+    const EVP_MD *md;
+    int is_rsa;
+    uint8_t *sig = NULL;
+    size_t siglen = 0;
+    cas_hr hr;
+
+    *sig_out = NULL;
+    *siglen_out = 0;
+    hr = load_private_key(key_path, &pkey);
+    if (hr != CAS_OK)
+        goto cleanup;
     if ((hr = key_scheme(pkey, key_path, &md, &is_rsa)) != CAS_OK)
         goto cleanup;
 
@@ -282,11 +331,6 @@ cleanup:
     free(sig);
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(pkey);
-    BIO_free(bio);
-    if (pem) {
-        OPENSSL_cleanse(pem, pem_len); /* private key material */
-        free(pem);
-    }
     if (hr != CAS_OK)
         ERR_clear_error();
     return hr;

@@ -31,6 +31,10 @@ cas_hr cas_sig_verify_pem(const char *pem, size_t pem_len, const void *data, siz
 cas_hr cas_sig_sign_file(const char *key_path, const void *data, size_t len, uint8_t **sig_out,
                          size_t *siglen_out);
 
+/* The public half of a PEM private key file (cas-site), as PEM text: *pem_out is malloc'd and
+ * NUL-terminated. A missing, unreadable or encrypted key file: CAS_E_BAD_KEY. */
+cas_hr cas_sig_public_pem_file(const char *key_path, char **pem_out, size_t *len_out);
+
 /* Key ids, for logs: of a PEM public key file. */
 cas_hr cas_sig_keyid_file(const char *pem_path, char *keyid_out);
 

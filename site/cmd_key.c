@@ -219,55 +219,6 @@ cleanup:
     return hr;
 }
 
-/* No terminal prompt: cas-site runs unattended and writes unencrypted keys. */
-static int cas_site_key_no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return -1;
-}
-
-/* The public half of a private key file, as PEM text (malloc'd, NUL-terminated). */
-static cas_hr cas_site_public_of(const char *key_path, char **pem_out, size_t *len_out)
-{
-    cas_hr hr = CAS_OK;
-    BIO *in = BIO_new_file(key_path, "r"), *out = NULL;
-    EVP_PKEY *pkey = NULL;
-    char *data = NULL;
-
-    *pem_out = NULL;
-    *len_out = 0;
-    if (!in) {
-        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, key_path);
-        goto cleanup;
-    }
-    pkey = PEM_read_bio_PrivateKey(in, NULL, cas_site_key_no_passphrase, NULL);
-    if (!pkey) {
-        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, key_path);
-        goto cleanup;
-    }
-    out = BIO_new(BIO_s_mem());
-    if (!out || !PEM_write_bio_PUBKEY(out, pkey)) {
-        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "deriving the public key");
-        goto cleanup;
-    }
-    long n = BIO_get_mem_data(out, &data);
-    if (n <= 0 || !data || !(*pem_out = malloc((size_t)n + 1))) {
-        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-        goto cleanup;
-    }
-    memcpy(*pem_out, data, (size_t)n);
-    (*pem_out)[n] = '\0';
-    *len_out = (size_t)n;
-cleanup:
-    EVP_PKEY_free(pkey);
-    BIO_free(in);
-    BIO_free(out);
-    return hr;
-}
-
 /* The default serial: one more than the key change that introduced the old key, which a previous
  * rotate left next to it. None there: this is the site's first key change. */
 static cas_hr cas_site_next_serial(const char *old_key, const char *site, uint64_t *serial)
@@ -391,7 +342,7 @@ static cas_hr cas_site_key_rotate(const char *site, const char *old_key, const c
     struct cas_keychange check = {0};
 
     /* The old key first: a wrong --key must not leave an empty folder of reserved names. */
-    hr = cas_site_public_of(old_key, &old_pem, &old_pem_len);
+    hr = cas_sig_public_pem_file(old_key, &old_pem, &old_pem_len);
     if (hr == CAS_OK)
         hr = cas_keychange_key_id(old_pem, old_pem_len, old_id);
     if (hr != CAS_OK)

@@ -22,9 +22,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 
 #include "common/fsutil.h"
 #include "common/hash.h"
@@ -117,59 +114,25 @@ enum cas_site_expiry { CAS_SITE_EXPIRY_KEEP, CAS_SITE_EXPIRY_NONE, CAS_SITE_EXPI
 /* ------------------------------------------------------------------------------------------ */
 
 /* No terminal prompt: cas-site writes unencrypted keys, and a script must not hang on one. */
-static int cas_site_no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    (void)u;
-    return -1;
-}
-
 /* The key id is defined on the public key, and only the private key is at hand: derive the
  * public PEM, then let cas_sig_verify_pem compute the id. Verifying the fresh signature with it
  * on the way also proves the signature is one an agent holding the matching .pem accepts. */
 static cas_hr cas_site_check_signature(const char *key_path, const char *data, size_t len,
                                        const uint8_t *sig, size_t siglen, char *keyid)
 {
-    cas_hr hr = CAS_OK;
-    BIO *in = BIO_new_file(key_path, "r");
-    BIO *out = NULL;
-    EVP_PKEY *pkey = NULL;
     char *pem = NULL;
-    long pem_len;
-
-    if (!in) {
-        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, key_path);
-        goto cleanup;
-    }
-    pkey = PEM_read_bio_PrivateKey(in, NULL, cas_site_no_passphrase, NULL);
-    if (!pkey) {
-        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, key_path);
-        goto cleanup;
-    }
-    out = BIO_new(BIO_s_mem());
-    if (!out || !PEM_write_bio_PUBKEY(out, pkey)) {
-        hr = cas_site_ssl_fail(CAS_E_BAD_KEY, "deriving the public key");
-        goto cleanup;
-    }
-    pem_len = BIO_get_mem_data(out, &pem);
-    if (pem_len <= 0 || !pem) {
-        hr = cas_fail(CAS_E_BAD_KEY, "deriving the public key of %s", key_path);
-        goto cleanup;
-    }
-    hr = cas_sig_verify_pem(pem, (size_t)pem_len, data, len, sig, siglen, keyid);
+    size_t pem_len = 0;
+    cas_hr hr = cas_sig_public_pem_file(key_path, &pem, &pem_len);
+    if (hr != CAS_OK)
+        return hr;
+    hr = cas_sig_verify_pem(pem, pem_len, data, len, sig, siglen, keyid);
     if (hr != CAS_OK) {
         char detail[1024];
         snprintf(detail, sizeof(detail), "%s", cas_err_detail());
         hr = cas_fail(hr, "the new signature does not verify with the key's own public key: %s",
                       detail);
     }
-
-cleanup:
-    BIO_free(in);
-    BIO_free(out);
-    EVP_PKEY_free(pkey);
+    free(pem);
     return hr;
 }
 

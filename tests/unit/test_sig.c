@@ -183,6 +183,16 @@ static void roundtrip(const char *name, size_t expect_len)
     assert_int_equal(cas_sig_verify_pem(pem, pem_len, message, strlen(message), sig, siglen, id2),
                      CAS_OK);
     assert_string_equal(id1, id2);
+
+    /* The public half derived from the private key file is the .pem, byte for byte. */
+    char keyfile[64], *derived = NULL;
+    size_t derived_len = 0;
+    snprintf(keyfile, sizeof(keyfile), "%s.key", name);
+    assert_int_equal(cas_sig_public_pem_file(tmp_path(keyfile), &derived, &derived_len), CAS_OK);
+    assert_int_equal(derived_len, pem_len);
+    assert_memory_equal(derived, pem, pem_len);
+    assert_int_equal(derived[derived_len], '\0');
+    free(derived);
     free(pem);
 
     /* One flipped bit in the data, at the start, middle and end. */
@@ -303,6 +313,12 @@ static void test_missing_key_file(void **state)
                      CAS_E_FILE_MISSING);
     assert_null(out);
     assert_int_equal(outlen, 0);
+
+    char *pem = (char *)1;
+    size_t pem_len = 1;
+    assert_int_equal(cas_sig_public_pem_file(tmp_path("XYZ.key"), &pem, &pem_len), CAS_E_BAD_KEY);
+    assert_null(pem);
+    assert_int_equal(pem_len, 0);
 }
 
 static void test_bad_key_files(void **state)
@@ -342,6 +358,11 @@ static void test_bad_key_files(void **state)
                      CAS_E_BAD_KEY);
     assert_int_equal(cas_sig_sign_file(tmp_path("garbage.pem"), message, 4, &out, &outlen),
                      CAS_E_BAD_KEY);
+    char *pem = NULL;
+    size_t pem_len = 0;
+    assert_int_equal(cas_sig_public_pem_file(tmp_path("ed25519.pem"), &pem, &pem_len),
+                     CAS_E_BAD_KEY);
+    assert_null(pem);
     assert_int_equal(ERR_peek_error(), 0);
 }
 

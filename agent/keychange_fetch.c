@@ -79,12 +79,11 @@ static cas_hr fetch_site(struct cas_agent *a, struct cas_transfer *t, const char
 {
     struct cas_transfer_buf doc = {0}, sig = {0};
     struct cas_transfer_result res = {0};
-    char *url = cas_keychange_url(a->cfg.management_point, site), *sig_url = NULL;
-    const char *failed_url = NULL;
+    char *url = cas_keychange_url(a->cfg.management_point, site);
+    const char *failed_suffix = "";
     cas_hr hr;
 
-    if (!url || asprintf(&sig_url, "%s.sig", url) < 0) {
-        sig_url = NULL;
+    if (!url) {
         hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
         cas_log_error(CAS_LOG_POLICY, "Key change for site %s not checked, error 0x%08X: %s", site,
                       hr, cas_err_detail());
@@ -100,19 +99,12 @@ static cas_hr fetch_site(struct cas_agent *a, struct cas_transfer *t, const char
         hr = CAS_OK;
         goto cleanup;
     }
-    if (hr != CAS_OK) {
-        failed_url = url;
+    if (hr != CAS_OK)
         goto failed;
-    }
-    struct cas_transfer_request sreq = {.url = sig_url,
-                                        .max_bytes = CAS_SIG_MAX_BYTES,
-                                        .on_data = cas_transfer_buf_on_data,
-                                        .ud = &sig};
-    memset(&res, 0, sizeof(res));
-    hr = cas_transfer_get(t, &sreq, &res);
+    hr = cas_transfer_get_signature(t, url, &sig, &res);
     int no_sig = hr == CAS_E_HTTP_404; /* refused by the apply, unless nothing changes */
     if (hr != CAS_OK && !no_sig) {
-        failed_url = sig_url;
+        failed_suffix = ".sig";
         goto failed;
     }
     hr = cas_keychange_apply(url, site, doc.data ? doc.data : "", doc.len,
@@ -120,14 +112,13 @@ static cas_hr fetch_site(struct cas_agent *a, struct cas_transfer *t, const char
                              a->cfg.trusted_keys_dir, a->cfg.state_dir, NULL);
     goto cleanup;
 failed:
-    cas_log_error(CAS_LOG_POLICY, "Key change request to %s failed, error 0x%08X: %s", failed_url,
-                  hr, res.detail);
+    cas_log_error(CAS_LOG_POLICY, "Key change request to %s%s failed, error 0x%08X: %s", url,
+                  failed_suffix, hr, res.detail);
     cas_fail(hr, "%s", res.detail);
 cleanup:
     free(doc.data);
     free(sig.data);
     free(url);
-    free(sig_url);
     return hr;
 }
 

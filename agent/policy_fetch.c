@@ -117,7 +117,7 @@ cas_hr cas_policy_fetch(struct cas_agent *a, struct cas_policy *applied, int *ch
     struct cas_transfer_buf sig = {0};
     struct cas_transfer *t = NULL;
     struct cas_transfer_result res = {0};
-    char *sig_url = NULL, *in_path = NULL, *in_sig = NULL, *dir = NULL;
+    char *in_path = NULL, *in_sig = NULL, *dir = NULL;
     cas_hr hr;
 
     *changed = 0;
@@ -149,16 +149,7 @@ cas_hr cas_policy_fetch(struct cas_agent *a, struct cas_policy *applied, int *ch
     }
     if (hr != CAS_OK)
         goto failed;
-    if (asprintf(&sig_url, "%s.sig", url) < 0) {
-        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-        goto cleanup;
-    }
-    struct cas_transfer_request sreq = {.url = sig_url,
-                                        .max_bytes = CAS_SIG_MAX_BYTES,
-                                        .on_data = cas_transfer_buf_on_data,
-                                        .ud = &sig};
-    memset(&res, 0, sizeof(res));
-    hr = cas_transfer_get(t, &sreq, &res);
+    hr = cas_transfer_get_signature(t, url, &sig, &res);
     int unsigned_policy = hr == CAS_E_HTTP_404;
     if (hr != CAS_OK && !unsigned_policy)
         goto failed;
@@ -203,7 +194,6 @@ cleanup:
     free(pol.got.last_modified);
     free(pol.body.data);
     free(sig.data);
-    free(sig_url);
     free(in_path);
     free(in_sig);
     free(dir);

@@ -67,6 +67,12 @@ cas_hr cas_transfer_buf_on_data(void *ud, const void *data, size_t len);
 cas_hr cas_transfer_get(struct cas_transfer *t, const struct cas_transfer_request *req,
                         struct cas_transfer_result *res);
 
+/* GET the detached signature of the document at doc_url (doc_url + ".sig", at most
+ * CAS_SIG_MAX_BYTES) into *sig. CAS_E_HTTP_404 when none is published (the caller decides what an
+ * unsigned document means); any other failure as cas_transfer_get. */
+cas_hr cas_transfer_get_signature(struct cas_transfer *t, const char *doc_url,
+                                  struct cas_transfer_buf *sig, struct cas_transfer_result *res);
+
 /* The libcurl implementation, configured from the agent configuration (timeouts, TLS, proxy,
  * require_https). */
 cas_hr cas_transfer_curl_new(const struct cas_config *cfg, struct cas_transfer **out);

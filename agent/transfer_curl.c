@@ -10,6 +10,7 @@
 
 #include "agent/http_header.h"
 #include "agent/transfer.h"
+#include "common/sig.h"
 
 /* An error page is read and thrown away, but only this much of it. */
 #define XFER_ERROR_BODY_MAX (64u * 1024u)
@@ -367,6 +368,22 @@ cas_hr cas_transfer_get(struct cas_transfer *t, const struct cas_transfer_reques
         return hr;
     while (!t->wait(t, 1000, &done, &hr, res))
         ;
+    return hr;
+}
+
+cas_hr cas_transfer_get_signature(struct cas_transfer *t, const char *doc_url,
+                                  struct cas_transfer_buf *sig, struct cas_transfer_result *res)
+{
+    char *sig_url = NULL;
+    if (asprintf(&sig_url, "%s.sig", doc_url) < 0)
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    struct cas_transfer_request req = {.url = sig_url,
+                                       .max_bytes = CAS_SIG_MAX_BYTES,
+                                       .on_data = cas_transfer_buf_on_data,
+                                       .ud = sig};
+    memset(res, 0, sizeof(*res));
+    cas_hr hr = cas_transfer_get(t, &req, res);
+    free(sig_url);
     return hr;
 }
 

@@ -244,7 +244,7 @@ cleanup:
 
 static cas_hr history_save(const char *state_dir, const struct cas_history *h)
 {
-    char *path = history_path(state_dir, CAS_HISTORY_FILE), *text = NULL;
+    char *path = history_path(state_dir, CAS_HISTORY_FILE);
     cJSON *root = cJSON_CreateObject(), *arr = NULL;
     cas_hr hr = CAS_OK;
     if (!path || !root || !(arr = cJSON_AddArrayToObject(root, "adverts"))) {
@@ -259,14 +259,8 @@ static cas_hr history_save(const char *state_dir, const struct cas_history *h)
             goto cleanup;
         }
     }
-    text = cJSON_Print(root);
-    if (!text) {
-        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-        goto cleanup;
-    }
-    hr = cas_fs_write_atomic(path, text, strlen(text), 0644);
+    hr = cas_json_write_atomic(path, root, 0644);
 cleanup:
-    free(text);
     cJSON_Delete(root);
     free(path);
     return hr;

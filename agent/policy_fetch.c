@@ -79,14 +79,12 @@ static void fetch_load_validators(const struct cas_agent *a, const char *url,
 static void fetch_save_validators(const struct cas_agent *a, const char *url,
                                   const struct fetch_validators *v)
 {
-    char *path = fetch_path(a, FETCH_VALIDATORS), *text = NULL;
+    char *path = fetch_path(a, FETCH_VALIDATORS);
     cJSON *o = cJSON_CreateObject();
     if (path && o && cJSON_AddStringToObject(o, "url", url) &&
         (!v->etag || cJSON_AddStringToObject(o, "etag", v->etag)) &&
-        (!v->last_modified || cJSON_AddStringToObject(o, "last_modified", v->last_modified)) &&
-        (text = cJSON_PrintUnformatted(o)) != NULL)
-        cas_fs_write_atomic(path, text, strlen(text), 0600);
-    free(text);
+        (!v->last_modified || cJSON_AddStringToObject(o, "last_modified", v->last_modified)))
+        cas_json_write_atomic(path, o, 0600);
     cJSON_Delete(o);
     free(path);
 }

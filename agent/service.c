@@ -186,7 +186,7 @@ static char *service_path(const struct cas_agent *a)
 
 cas_hr cas_service_info_save(struct cas_agent *a, const struct cas_service_info *info)
 {
-    char *path = service_path(a), *text = NULL, t[32], code[16];
+    char *path = service_path(a), code[16];
     cJSON *o = cJSON_CreateObject();
     cas_hr hr = CAS_OK;
     if (!path || !o) {
@@ -194,31 +194,17 @@ cas_hr cas_service_info_save(struct cas_agent *a, const struct cas_service_info 
         goto cleanup;
     }
     cJSON_AddNumberToObject(o, "pid", (double)info->pid);
-    const struct {
-        const char *key;
-        time_t t;
-    } times[] = {{"started", info->started},
-                 {"last_poll", info->last_poll},
-                 {"next_poll", info->next_poll},
-                 {"last_pass", info->last_pass}};
-    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
-        if (times[i].t) {
-            cas_time_format(times[i].t, t, sizeof(t));
-            cJSON_AddStringToObject(o, times[i].key, t);
-        }
-    }
+    /* Unknown times are null; the loader reads anything but a time string as unknown. */
+    cas_json_add_time(o, "started", info->started);
+    cas_json_add_time(o, "last_poll", info->last_poll);
+    cas_json_add_time(o, "next_poll", info->next_poll);
+    cas_json_add_time(o, "last_pass", info->last_pass);
     snprintf(code, sizeof(code), "0x%08X", info->last_poll_hr);
     cJSON_AddStringToObject(o, "last_poll_result", code);
-    text = cJSON_Print(o);
-    if (!text) {
-        hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-        goto cleanup;
-    }
     hr = cas_fs_mkdirs(a->cfg.state_dir, 0755);
     if (hr == CAS_OK)
-        hr = cas_fs_write_atomic(path, text, strlen(text), 0644);
+        hr = cas_json_write_atomic(path, o, 0644);
 cleanup:
-    free(text);
     cJSON_Delete(o);
     free(path);
     return hr;

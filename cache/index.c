@@ -180,7 +180,7 @@ cas_hr cache_index_store(struct cache *c, const struct cache_meta *m, size_t cou
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "entries");
-    char *text = NULL, *path = NULL;
+    char *path = NULL;
     cas_hr hr = CAS_OK;
     if (!root || !arr || !cJSON_AddNumberToObject(root, "version", 1)) {
         hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
@@ -204,16 +204,14 @@ cas_hr cache_index_store(struct cache *c, const struct cache_meta *m, size_t cou
             goto cleanup;
         }
     }
-    text = cJSON_Print(root);
     path = cas_path_join(c->dir, CACHE_INDEX);
-    if (!text || !path) {
+    if (!path) {
         hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
         goto cleanup;
     }
-    hr = cas_fs_write_atomic(path, text, strlen(text), 0644);
+    hr = cas_json_write_atomic(path, root, 0644);
 cleanup:
     cJSON_Delete(root);
-    free(text);
     free(path);
     return hr;
 }

@@ -317,3 +317,13 @@ cas_hr cas_json_read_serial(const char *path, uint64_t *serial)
     free(buf);
     return hr;
 }
+
+cas_hr cas_json_write_atomic(const char *path, const cJSON *root, mode_t mode)
+{
+    char *text = root ? cJSON_Print(root) : NULL;
+    if (!text)
+        return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    cas_hr hr = cas_fs_write_atomic(path, text, strlen(text), mode);
+    free(text);
+    return hr;
+}

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <cjson/cJSON.h>
@@ -23,6 +24,9 @@ int cas_json_is_int(const cJSON *item, int64_t min, int64_t max);
  * A missing file: *serial 0 and CAS_OK. A file that exists but cannot be read or parsed is an
  * error, never 0: taking it for "no state" would reopen the door to replays. */
 cas_hr cas_json_read_serial(const char *path, uint64_t *serial);
+
+/* Write `root` as indented JSON to path, atomically and durably (cas_fs_write_atomic). */
+cas_hr cas_json_write_atomic(const char *path, const cJSON *root, mode_t mode);
 
 /* Add `key` to object o: the time as RFC 3339 UTC ("2026-11-23T06:00:00Z"), or null when t is 0
  * (unknown / never). */

@@ -26,7 +26,8 @@ struct exec_rec {
     cas_hr hr;
     time_t next_retry;
     int retry_used;
-    pid_t busy; /* out of rec_started: the agent already running this advert */
+    unsigned retries; /* out of rec_started: retries already used for this fingerprint */
+    pid_t busy;       /* out of rec_started: the agent already running this advert */
 };
 
 static void rec_started(struct cas_history_rec *r, void *ud)
@@ -50,6 +51,7 @@ static void rec_started(struct cas_history_rec *r, void *ud)
     r->content_hr = 0;
     r->restart_required = 0;
     r->downloading = 0;
+    e->retries = r->retries;
     cas_history_own(r);
 }
 
@@ -119,21 +121,13 @@ static cas_hr exec_result(struct cas_agent *a, const struct cas_advert *ad, int 
     if (listed != code)
         snprintf(shown, sizeof(shown), " (%lld as a Windows exit code)", (long long)listed);
     if (cls == CAS_EXIT_RETRY) {
-        const struct cas_history_rec *prev = NULL;
-        struct cas_history h;
-        unsigned used = 0;
-        if (cas_history_load(a->cfg.state_dir, &h) == CAS_OK) {
-            prev = cas_history_find(&h, ad->id);
-            used = prev && !strcmp(prev->fingerprint, e->fp) ? prev->retries : 0;
-            cas_history_free(&h);
-        }
         if (ad->rerun == CAS_RERUN_NEVER && ad->mandatory) {
             cls = CAS_EXIT_FAILED;
             cas_log_warn(CAS_LOG_EXECMGR,
                          "Program %s of advert %s exited with retryable code %d%s, but its rerun "
                          "is never: it is not retried",
                          prog->command, ad->id, code, shown);
-        } else if ((long)used >= a->cfg.retry_count) {
+        } else if ((long)e->retries >= a->cfg.retry_count) {
             cls = CAS_EXIT_FAILED;
             cas_log_warn(CAS_LOG_EXECMGR,
                          "Program %s of advert %s exited with retryable code %d%s; all %ld "

@@ -73,6 +73,7 @@ static void pass_advert(struct cas_agent *a, const struct cas_advert *ad,
                         const struct cas_history_rec *rec, time_t now, struct cas_pass *p)
 {
     char fp[CAS_FINGERPRINT_HEX + 1], when[32];
+    struct cas_exec_result res = {0};
     cas_hr hr = CAS_OK;
     cas_advert_fingerprint(ad, fp);
     enum cas_due due = cas_schedule_decide(ad, fp, rec, now, &p->wake);
@@ -96,25 +97,18 @@ static void pass_advert(struct cas_agent *a, const struct cas_advert *ad,
     case CAS_DUE_RUN:
         cas_log_info(CAS_LOG_EXECMGR, "Mandatory advert %s is due (start %s, rerun %s)", ad->id,
                      when, cas_rerun_name(ad->rerun));
-        hr = cas_exec_advert(a, ad, "mandatory", NULL);
+        hr = cas_exec_advert(a, ad, "mandatory", &res);
         p->ran++;
         break;
     case CAS_DUE_RETRY:
         cas_log_info(CAS_LOG_EXECMGR, "Advert %s is retried (retry %u of %ld)", ad->id,
                      rec ? rec->retries : 1, a->cfg.retry_count);
-        hr = cas_exec_advert(a, ad, "retry", NULL);
+        hr = cas_exec_advert(a, ad, "retry", &res);
         p->ran++;
         break;
     }
-    if (hr == CAS_E_PROGRAM_RETRY) {
-        struct cas_history h;
-        if (cas_history_load(a->cfg.state_dir, &h) == CAS_OK) {
-            const struct cas_history_rec *r = cas_history_find(&h, ad->id);
-            if (r && r->next_retry && (p->wake == 0 || r->next_retry < p->wake))
-                p->wake = r->next_retry;
-            cas_history_free(&h);
-        }
-    }
+    if (hr == CAS_E_PROGRAM_RETRY && res.next_retry && (p->wake == 0 || res.next_retry < p->wake))
+        p->wake = res.next_retry;
     pass_error(p, hr);
 }
 

@@ -22,7 +22,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-
 #include "common/fsutil.h"
 #include "common/hash.h"
 #include "common/json.h"

@@ -105,8 +105,12 @@ cas_hr cas_agent_cache(struct cas_agent *a, struct cache **out)
 
 cas_hr cas_agent_transfer(struct cas_agent *a, struct cas_transfer **out)
 {
+    if (a->transfer && a->transfer->usable && !a->transfer->usable(a->transfer)) {
+        a->transfer->destroy(a->transfer); /* its process died: the next job gets a new one */
+        a->transfer = NULL;
+    }
     if (!a->transfer) {
-        cas_hr hr = cas_transfer_curl_new(&a->cfg, &a->transfer);
+        cas_hr hr = cas_transfer_new(&a->cfg, 1, &a->transfer);
         if (hr != CAS_OK)
             return hr;
     }

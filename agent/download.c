@@ -181,7 +181,7 @@ enum dl_verdict {
 static enum dl_verdict dl_classify(cas_hr hr, const struct cas_transfer_result *res)
 {
     if (hr == CAS_E_CANCELLED || hr == CAS_E_DISK_FULL || hr == CAS_E_OUTOFMEMORY ||
-        hr == CAS_E_IO || hr == CAS_E_HTTP_BASE + 403)
+        hr == CAS_E_IO || hr == CAS_E_HTTP_BASE + 403 || hr == CAS_E_TRANSFER_PROCESS)
         return V_END_JOB;
     if (res->hard)
         return V_HARD;

@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "agent/sandbox.h"
 #include "common/fsutil.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -90,6 +91,47 @@ static cas_hr store_refuse(const char *path, cas_hr hr)
     return cas_fail(hr, "policy %s refused: %s", path, detail);
 }
 
+/* Runs in the sandbox: the site a document claims, "+SITE", or why it is not a policy,
+ * "-XXXXXXXX detail". */
+static int store_peek(const char *in, size_t in_len, char *out, size_t out_size)
+{
+    struct cas_policy p = {0};
+    cas_hr hr = cas_policy_parse(in, in_len, &p);
+    if (hr == CAS_OK)
+        snprintf(out, out_size, "+%s", p.site);
+    else
+        snprintf(out, out_size, "-%08X %s", hr, cas_err_detail());
+    cas_policy_free(&p);
+    return 0;
+}
+
+/* Verify before parse: root parses a policy only once its signature verified (or, unsigned,
+ * when the administrator allowed that). The key is chosen by the site the document names, which
+ * a sandboxed child reads; a child misled by a hostile document can only name the wrong key,
+ * and then the signature does not verify. */
+static cas_hr store_site_hint(const char *raw, size_t raw_len, char site[4])
+{
+    char answer[1200];
+    unsigned code = 0;
+    int used = 0;
+    cas_hr hr = cas_sandbox_call(store_peek, raw, raw_len, answer, sizeof(answer));
+    if (hr != CAS_OK)
+        return cas_fail(hr, "the policy could not be read in the sandbox: %s", cas_err_detail());
+    if (answer[0] == '+' && cas_id_is_site(answer + 1)) {
+        memcpy(site, answer + 1, 4);
+        return CAS_OK;
+    }
+    if (answer[0] == '-' && sscanf(answer + 1, "%8X %n", &code, &used) == 1 && used > 0 &&
+        (code & 0x80000000u)) {
+        for (char *c = answer + 1 + used; *c; c++) {
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+        }
+        return cas_fail((cas_hr)code, "%s", answer + 1 + used);
+    }
+    return cas_fail(CAS_E_INVALID_DATA, "the sandboxed policy reader gave no usable answer");
+}
+
 cas_hr cas_policy_store_apply(struct cas_agent *a, const char *path, const char *sig_path,
                               struct cas_policy *applied)
 {
@@ -97,7 +139,7 @@ cas_hr cas_policy_store_apply(struct cas_agent *a, const char *path, const char 
     char *raw = NULL, *sig = NULL, *keypath = NULL, *default_sig = NULL;
     size_t raw_len = 0, sig_len = 0;
     char keyid[CAS_KEYID_HEX + 1] = "none";
-    char when[32];
+    char when[32], site[4] = "";
     uint64_t last = 0;
     time_t now = cas_clock_now(); /* read once: every check of this apply sees the same time */
     cas_hr hr;
@@ -105,14 +147,14 @@ cas_hr cas_policy_store_apply(struct cas_agent *a, const char *path, const char 
     cas_log_info(CAS_LOG_POLICY, "Evaluating policy %s", path);
     hr = cas_fs_read_file(path, CAS_POLICY_MAX_BYTES, &raw, &raw_len);
     if (hr == CAS_OK)
-        hr = cas_policy_parse(raw, raw_len, &p);
+        hr = store_site_hint(raw, raw_len, site);
     if (hr != CAS_OK)
         goto refused;
-    if (a->cfg.site && strcmp(a->cfg.site, p.site) != 0) {
+    if (a->cfg.site && strcmp(a->cfg.site, site) != 0) {
         hr = cas_fail(CAS_E_SITE_MISMATCH,
                       "the policy is for site %s, this agent is assigned to "
                       "site %s",
-                      p.site, a->cfg.site);
+                      site, a->cfg.site);
         goto refused;
     }
 
@@ -136,8 +178,10 @@ cas_hr cas_policy_store_apply(struct cas_agent *a, const char *path, const char 
         cas_log_warn(CAS_LOG_POLICY,
                      "Accepting UNSIGNED policy %s for site %s because require_signed_policy is "
                      "false",
-                     path, p.site);
-        hr = CAS_OK;
+                     path, site);
+        hr = cas_policy_parse(raw, raw_len, &p); /* unauthenticated, as configured */
+        if (hr != CAS_OK)
+            goto refused;
     } else if (hr == CAS_E_TOO_LARGE) {
         hr = cas_fail(CAS_E_BAD_SIGNATURE, "signature file %s is larger than %u bytes", sig_path,
                       CAS_SIG_MAX_BYTES);
@@ -146,25 +190,35 @@ cas_hr cas_policy_store_apply(struct cas_agent *a, const char *path, const char 
         goto refused;
     } else {
         /* A signature that is present is always checked, whatever require_signed_policy says. */
-        keypath = cas_sig_trusted_key_path(a->cfg.trusted_keys_dir, p.site);
+        keypath = cas_sig_trusted_key_path(a->cfg.trusted_keys_dir, site);
         if (!keypath) {
             hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
             goto refused;
         }
         hr = cas_sig_verify_file(keypath, raw, raw_len, sig, sig_len, keyid);
         if (hr == CAS_E_UNTRUSTED_SITE) {
-            hr = cas_fail(hr, "no trusted key for site %s (%s does not exist)", p.site, keypath);
+            hr = cas_fail(hr, "no trusted key for site %s (%s does not exist)", site, keypath);
             goto refused;
         }
         if (hr == CAS_E_BAD_SIGNATURE) {
             hr = cas_fail(hr,
                           "the signature %s does not verify with the key trusted for site %s "
                           "(key id %s)",
-                          sig_path, p.site, keyid);
+                          sig_path, site, keyid);
             goto refused;
         }
         if (hr != CAS_OK)
             goto refused;
+        /* Authenticated now: root parses it. */
+        hr = cas_policy_parse(raw, raw_len, &p);
+        if (hr != CAS_OK)
+            goto refused;
+        if (strcmp(p.site, site) != 0) {
+            hr = cas_fail(CAS_E_BAD_SIGNATURE,
+                          "the policy names site %s but its signature is by the key of site %s",
+                          p.site, site);
+            goto refused;
+        }
         cas_log_info(CAS_LOG_POLICY,
                      "Signature of policy for site %s, serial %llu verified with "
                      "key %s",

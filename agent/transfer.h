@@ -53,6 +53,9 @@ struct cas_transfer {
     /* Abort every transfer in flight; their completions are not reported. */
     void (*cancel_all)(struct cas_transfer *t);
     void (*destroy)(struct cas_transfer *t);
+    /* Optional (NULL: always): 0 once the transfer can serve nothing more (its process died);
+     * the owner then destroys it and makes a new one. */
+    int (*usable)(struct cas_transfer *t);
 };
 
 /* A body kept in memory: pass cas_transfer_buf_on_data as on_data and the buffer as ud. data is
@@ -76,5 +79,17 @@ cas_hr cas_transfer_get_signature(struct cas_transfer *t, const char *doc_url,
 /* The libcurl implementation, configured from the agent configuration (timeouts, TLS, proxy,
  * require_https). */
 cas_hr cas_transfer_curl_new(const struct cas_config *cfg, struct cas_transfer **out);
+
+/* Make a curl transfer's wait() return 0 as soon as fd is readable (-1: never), so its owner can
+ * serve another input while transfers run. */
+void cas_transfer_curl_watch(struct cas_transfer *t, int fd);
+
+/* Abort the curl transfer submitted with `tag`; its completion is not reported. */
+void cas_transfer_curl_cancel(struct cas_transfer *t, void *tag);
+
+/* The agent's transfer: with use_broker, libcurl runs in a forked child that has dropped root
+ * and entered the sandbox (agent/sandbox.h) before it reads a byte from the network; bodies
+ * and answers come back over a socket (agent/transfer_broker.c). Without, curl in-process. */
+cas_hr cas_transfer_new(const struct cas_config *cfg, int use_broker, struct cas_transfer **out);
 
 #endif

@@ -3,6 +3,10 @@
  * while a share handle keeps DNS answers and TLS sessions, so a job's many files cost one
  * connection setup per server rather than one per file. */
 #include <curl/curl.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +14,7 @@
 
 #include "agent/http_header.h"
 #include "agent/transfer.h"
+#include "common/fsutil.h"
 #include "common/sig.h"
 
 /* An error page is read and thrown away, but only this much of it. */
@@ -34,8 +39,13 @@ struct cas_transfer_curl {
     CURLM *multi;
     CURLSH *share;
     struct xfer *active;
-    /* Settings copied from the configuration: the config may not outlive us. */
+    /* Settings copied from the configuration: the config may not outlive us. The CA, client
+     * certificate and key files are read when the transfer is created, so a process that drops
+     * root afterwards still has them (files that cannot be read then are left to curl by path,
+     * which fails the handshake as before). */
     char *ca_file, *cert, *key, *pinned, *proxy;
+    struct curl_blob ca_blob, cert_blob, key_blob;
+    int watch_fd; /* wait() returns early when this is readable; -1: none */
     long connect_timeout, low_speed_limit, low_speed_time, timeout;
     int require_https;
 };
@@ -192,10 +202,17 @@ static cas_hr tc_submit(struct cas_transfer *t, const struct cas_transfer_reques
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     /* A Content-Length over the budget is refused before any byte is read. */
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_bytes);
-    curl_easy_setopt(e, CURLOPT_CAINFO, tc->ca_file);
-    if (tc->cert)
+    if (tc->ca_blob.data)
+        curl_easy_setopt(e, CURLOPT_CAINFO_BLOB, &tc->ca_blob);
+    else
+        curl_easy_setopt(e, CURLOPT_CAINFO, tc->ca_file);
+    if (tc->cert_blob.data)
+        curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &tc->cert_blob);
+    else if (tc->cert)
         curl_easy_setopt(e, CURLOPT_SSLCERT, tc->cert);
-    if (tc->key)
+    if (tc->key_blob.data)
+        curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &tc->key_blob);
+    else if (tc->key)
         curl_easy_setopt(e, CURLOPT_SSLKEY, tc->key);
     if (tc->pinned)
         curl_easy_setopt(e, CURLOPT_PINNEDPUBLICKEY, tc->pinned);
@@ -309,7 +326,11 @@ static int tc_wait(struct cas_transfer *t, int timeout_ms, void **tag, cas_hr *h
         double left = end - tc_now_ms();
         if (left <= 0)
             return 0;
-        curl_multi_poll(tc->multi, NULL, 0, (int)(left < 100 ? left + 1 : 100), NULL);
+        struct curl_waitfd wfd = {.fd = tc->watch_fd, .events = CURL_WAIT_POLLIN};
+        curl_multi_poll(tc->multi, tc->watch_fd >= 0 ? &wfd : NULL, tc->watch_fd >= 0 ? 1 : 0,
+                        (int)(left < 100 ? left + 1 : 100), NULL);
+        if (tc->watch_fd >= 0 && (wfd.revents & CURL_WAIT_POLLIN))
+            return 0;
     }
 }
 
@@ -323,6 +344,19 @@ static void tc_cancel_all(struct cas_transfer *t)
     }
 }
 
+void cas_transfer_curl_cancel(struct cas_transfer *t, void *tag)
+{
+    struct cas_transfer_curl *tc = (struct cas_transfer_curl *)t;
+    for (struct xfer **pp = &tc->active; *pp; pp = &(*pp)->next) {
+        if ((*pp)->tag == tag) {
+            struct xfer *x = *pp;
+            *pp = x->next;
+            xfer_free(tc, x);
+            return;
+        }
+    }
+}
+
 static void tc_destroy(struct cas_transfer *t)
 {
     struct cas_transfer_curl *tc = (struct cas_transfer_curl *)t;
@@ -331,6 +365,11 @@ static void tc_destroy(struct cas_transfer *t)
     tc_cancel_all(t);
     curl_multi_cleanup(tc->multi);
     curl_share_cleanup(tc->share);
+    free(tc->ca_blob.data);
+    free(tc->cert_blob.data);
+    if (tc->key_blob.data)
+        OPENSSL_cleanse(tc->key_blob.data, tc->key_blob.len);
+    free(tc->key_blob.data);
     free(tc->ca_file);
     free(tc->cert);
     free(tc->key);
@@ -387,6 +426,60 @@ cas_hr cas_transfer_get_signature(struct cas_transfer *t, const char *doc_url,
     return hr;
 }
 
+/* Read a TLS file now, while it can still be read. */
+static void tc_load_blob(const char *path, struct curl_blob *blob)
+{
+    char *data = NULL;
+    size_t len = 0;
+    if (!path || cas_fs_read_file(path, 1024u * 1024u, &data, &len) != CAS_OK)
+        return;
+    blob->data = data;
+    blob->len = len;
+    blob->flags = CURL_BLOB_NOCOPY;
+}
+
+/* A pin given as a key file becomes "sha256//<base64>" of the key's SubjectPublicKeyInfo, the
+ * form curl matches without opening a file at handshake time. NULL if the file does not load. */
+static char *tc_pin_from_file(const char *path)
+{
+    unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    char *out = NULL, *data = NULL;
+    size_t len = 0;
+    EVP_PKEY *pk = NULL;
+    BIO *bio = NULL;
+    int der_len;
+
+    if (cas_fs_read_file(path, 1024u * 1024u, &data, &len) != CAS_OK)
+        return NULL;
+    bio = BIO_new_mem_buf(data, (int)len);
+    if (bio)
+        pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    if (!pk) {
+        const unsigned char *p = (const unsigned char *)data;
+        pk = d2i_PUBKEY(NULL, &p, (long)len);
+    }
+    if (!pk || (der_len = i2d_PUBKEY(pk, &der)) <= 0 ||
+        !EVP_Digest(der, (size_t)der_len, md, &md_len, EVP_sha256(), NULL))
+        goto cleanup;
+    out = malloc(8 + 4 * ((md_len + 2) / 3) + 1);
+    if (out) {
+        memcpy(out, "sha256//", 8);
+        EVP_EncodeBlock((unsigned char *)out + 8, md, (int)md_len);
+    }
+cleanup:
+    OPENSSL_free(der);
+    EVP_PKEY_free(pk);
+    BIO_free(bio);
+    free(data);
+    return out;
+}
+
+void cas_transfer_curl_watch(struct cas_transfer *t, int fd)
+{
+    ((struct cas_transfer_curl *)t)->watch_fd = fd;
+}
+
 static char *dup_opt(const char *s, int *failed)
 {
     if (!s)
@@ -421,7 +514,14 @@ cas_hr cas_transfer_curl_new(const struct cas_config *cfg, struct cas_transfer *
     tc->ca_file = dup_opt(cfg->ca_file, &failed);
     tc->cert = dup_opt(cfg->tls_client_cert, &failed);
     tc->key = dup_opt(cfg->tls_client_key, &failed);
-    tc->pinned = dup_opt(cfg->tls_pinned_public_key, &failed);
+    tc->watch_fd = -1;
+    if (cfg->tls_pinned_public_key && strncmp(cfg->tls_pinned_public_key, "sha256//", 8) != 0)
+        tc->pinned = tc_pin_from_file(cfg->tls_pinned_public_key);
+    if (!tc->pinned)
+        tc->pinned = dup_opt(cfg->tls_pinned_public_key, &failed);
+    tc_load_blob(cfg->ca_file, &tc->ca_blob);
+    tc_load_blob(cfg->tls_client_cert, &tc->cert_blob);
+    tc_load_blob(cfg->tls_client_key, &tc->key_blob);
     tc->proxy = dup_opt(cfg->proxy, &failed);
     if (!tc->multi || !tc->share || failed) {
         tc_destroy(&tc->base);

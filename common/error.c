@@ -92,6 +92,9 @@ static const struct cas_err_row cas_err_table[] = {
      "retry_interval_minutes, up to retry_count times."},
     {CAS_E_PROGRAM_INTERRUPTED, "CAS_E_PROGRAM_INTERRUPTED",
      "The agent stopped (or was killed) while the program ran; its result is unknown."},
+    {CAS_E_TRANSFER_PROCESS, "CAS_E_TRANSFER_PROCESS",
+     "The unprivileged transfer process did not start, ended, or broke its protocol; nothing it "
+     "sent is used."},
     {CAS_E_NO_SUCH_USER, "ERROR_NO_SUCH_USER",
      "The user named in a user:<name> context does not exist on this machine."},
     {CAS_E_ALREADY_RUNNING, "ERROR_SERVICE_ALREADY_RUNNING",

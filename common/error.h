@@ -62,6 +62,7 @@ typedef uint32_t cas_hr;
 #define CAS_E_PROGRAM_TIMEOUT     0xA0CA0102u /* the program ran longer than max_run_minutes */
 #define CAS_E_PROGRAM_RETRY       0xA0CA0103u /* a retryable exit code: the program runs again later */
 #define CAS_E_PROGRAM_INTERRUPTED 0xA0CA0104u /* the agent stopped while the program ran */
+#define CAS_E_TRANSFER_PROCESS    0xA0CA0105u /* the unprivileged transfer process failed */
 #define CAS_E_NO_SUCH_USER        0x80070525u /* ERROR_NO_SUCH_USER: user:<name> context unknown */
 #define CAS_E_ALREADY_RUNNING     0x80070420u /* ERROR_SERVICE_ALREADY_RUNNING */
 

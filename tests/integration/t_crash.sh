@@ -445,6 +445,9 @@ RENAME_SUMS_RE="rename(at2?)?\\(.*\"$STAGE_RE/$CRE\\.sums\", .*\"$CACHE_RE/$CRE\
 INDEX_TMP_RE="$CACHE_RE/\\.index\\.json\\.tmp-[^\">]+"
 RENAME_INDEX_RE="rename(at2?)?\\(.*\"$INDEX_TMP_RE\", .*\"$CACHE_RE/\\.index\\.json\""
 FORK_RE="(clone3?\\(.*SIGCHLD|v?fork\\()"
+# The runner's output pipe: the first pipe2 of an execute (the transfer process, forked earlier
+# for the download, talks over a socketpair), so the runner's fork is the first fork after it.
+RUNNER_PIPE_RE="pipe2?\\("
 
 # ---------------------------------------------------------------------------------------------
 echo "# data: writes of big.bin's part file, spread evenly over its bytes"
@@ -517,9 +520,9 @@ point_at "$DRY_EX" execute "fsync the cache folder [execute]" "fsync\\([0-9]+<$C
 point_at "$DRY_EX" execute "hold the entry for the run (shared use lock) [execute]" \
     "flock\\([0-9]+<$CACHE_RE/\\.locks/$CRE>, LOCK_SH"
 point_at "$DRY_EX" execute "stat the program in the cache [execute]" "\"$CACHE_RE/$CRE/install\\.sh\""
-point_at "$DRY_EX" execute "index: rename before the run [execute]" "$RENAME_INDEX_RE" before="$FORK_RE"
-point_at "$DRY_EX" execute "pipe for the runner [execute]" "pipe2?\\(" before="$FORK_RE"
-point_at "$DRY_EX" execute "fork the runner [execute]" "$FORK_RE"
+point_at "$DRY_EX" execute "index: rename before the run [execute]" "$RENAME_INDEX_RE" before="$RUNNER_PIPE_RE"
+point_at "$DRY_EX" execute "pipe for the runner [execute]" "$RUNNER_PIPE_RE"
+point_at "$DRY_EX" execute "fork the runner [execute]" "$FORK_RE" after="$RUNNER_PIPE_RE"
 
 # ---------------------------------------------------------------------------------------------
 echo "# two kills in a row, then the completing run"

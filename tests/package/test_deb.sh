@@ -288,6 +288,17 @@ same "/var/log/cas-agent: 750 root:adm" "750 root:adm" "$(mode_of /var/log/cas-a
 same "/etc/cas-agent/trusted-keys: 755 root:root" "755 root:root" "$(mode_of /etc/cas-agent/trusted-keys)"
 same "/etc/cas-agent/agent.json: 644 root:root" "644 root:root" "$(mode_of /etc/cas-agent/agent.json)"
 
+# The transfer process's account: a system account that cannot log in and owns no home.
+IFS=: read -r _ _ acct_uid _ _ acct_home acct_shell < <(getent passwd cas-agent || true)
+if [[ -n ${acct_uid:-} && $acct_uid -lt 1000 && $acct_uid -ne 0 ]]; then
+    ok "postinst created the system account cas-agent (uid $acct_uid)"
+else
+    not_ok "postinst created the system account cas-agent" "$(getent passwd cas-agent)"
+fi
+same "cas-agent's shell is nologin" "/usr/sbin/nologin" "${acct_shell:-}"
+same "cas-agent's home does not exist" "/nonexistent" "${acct_home:-}"
+check "group cas-agent exists" getent group cas-agent
+
 # The packaged configuration loads without a warning, named and as the default.
 for args in "--config /etc/cas-agent/agent.json status" "status"; do
     # shellcheck disable=SC2086 # the words of $args are separate arguments

@@ -137,9 +137,12 @@ static cas_hr sb_drop_root(const char *user, struct cas_sandbox_status *st)
             found = NULL;
     }
     if (!found)
-        return cas_fail(CAS_E_NO_SUCH_USER,
-                        "no account to run the transfer process as (neither %s nor %s exists)",
-                        names[0], names[1] ? names[1] : names[0]);
+        return names[1] ? cas_fail(CAS_E_NO_SUCH_USER,
+                                   "no account to run the transfer process as (neither %s nor %s "
+                                   "exists)",
+                                   names[0], names[1])
+                        : cas_fail(CAS_E_NO_SUCH_USER,
+                                   "no account %s to run the transfer process as", names[0]);
     if (found->pw_uid == 0)
         return cas_fail(CAS_E_ACCESSDENIED, "account %s is root: nothing would be dropped",
                         found->pw_name);
@@ -225,6 +228,8 @@ static int sb_close_fds(int keep)
 
 int cas_sandbox_child_fds(int keep)
 {
+    if (keep >= 0 && keep <= 2 && (keep = fcntl(keep, F_DUPFD, 3)) < 0)
+        return -1; /* out of the way of the standard descriptors about to be replaced */
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null >= 0) {
         dup2(null, 0);
@@ -234,6 +239,14 @@ int cas_sandbox_child_fds(int keep)
             close(null);
     }
     return sb_close_fds(keep);
+}
+
+/* Milliseconds left of the 10 s a sandboxed reader is given, counted from t0. */
+static int sb_left_ms(const struct timespec *t0)
+{
+    struct timespec tn;
+    clock_gettime(CLOCK_MONOTONIC, &tn);
+    return 10000 - (int)((tn.tv_sec - t0->tv_sec) * 1000 + (tn.tv_nsec - t0->tv_nsec) / 1000000);
 }
 
 cas_hr cas_sandbox_call(int (*fn)(const char *in, size_t in_len, char *out, size_t out_size),
@@ -262,17 +275,24 @@ cas_hr cas_sandbox_call(int (*fn)(const char *in, size_t in_len, char *out, size
         signal(SIGPIPE, SIG_IGN);
         if (fd < 0 || !answer || cas_sandbox_enter(NULL, NULL, NULL) != CAS_OK)
             _exit(3);
-        if (fn(in, in_len, answer, out_size) != 0)
+        if (fn(in, in_len, answer, out_size) != 0) {
+            free(answer);
             _exit(1);
+        }
         answer[out_size - 1] = '\0';
         size_t n = strlen(answer);
-        _exit(write(fd, answer, n) == (ssize_t)n ? 0 : 2);
+        int ok = write(fd, answer, n) == (ssize_t)n;
+        free(answer); /* not needed, but a child under valgrind reports it lost otherwise */
+        _exit(ok ? 0 : 2);
     }
     close(p[1]);
     /* A child stuck in a pathological parse must not hold the agent: 10 s, then it is killed. */
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        int r = poll(&pfd, 1, 10000);
+        int left = sb_left_ms(&t0);
+        int r = left > 0 ? poll(&pfd, 1, left) : 0;
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -291,8 +311,17 @@ cas_hr cas_sandbox_call(int (*fn)(const char *in, size_t in_len, char *out, size
     }
     out[got] = '\0';
     close(p[0]);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, hr == CAS_OK ? WNOHANG : 0);
+        if (w == pid || (w < 0 && errno != EINTR))
+            break;
+        if (w == 0 && sb_left_ms(&t0) <= 0) {
+            kill(pid, SIGKILL);
+            hr = cas_fail(CAS_E_TIMEOUT, "the sandboxed reader did not end within 10 s");
+        } else if (w == 0) {
+            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        }
+    }
     if (hr != CAS_OK)
         return hr;
     if (WIFSIGNALED(status))

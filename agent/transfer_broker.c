@@ -368,6 +368,7 @@ struct slot {
     void *tag;
     uint64_t bytes;
     int responded;
+    long status; /* the 2xx status of the response */
     struct slot *next;
 };
 
@@ -539,6 +540,7 @@ static void br_handle(struct broker *b, size_t n)
             return;
         }
         s->responded = 1;
+        s->status = (long)status;
         resp.status = (long)status;
         resp.etag = (present & 1) ? etag : NULL;
         resp.last_modified = (present & 2) ? lm : NULL;
@@ -563,12 +565,12 @@ static void br_handle(struct broker *b, size_t n)
         if (s->bytes + r.left > s->req->max_bytes) {
             cas_fail(CAS_E_TOO_LARGE, "%s: more than the %llu bytes allowed", s->req->url,
                      (unsigned long long)s->req->max_bytes);
-            br_abort(b, s, CAS_E_TOO_LARGE, 0);
+            br_abort(b, s, CAS_E_TOO_LARGE, s->status);
             return;
         }
         cas_hr hr = s->req->on_data(s->req->ud, r.p, r.left);
         if (hr != CAS_OK) {
-            br_abort(b, s, hr, 0);
+            br_abort(b, s, hr, s->status);
             return;
         }
         s->bytes += r.left;
@@ -677,13 +679,18 @@ static int br_wait(struct cas_transfer *t, int timeout_ms, void **tag, cas_hr *h
 {
     struct broker *b = (struct broker *)t;
     double end = br_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int handled = 0;
     for (;;) {
-        if (br_pop_done(b, tag, hr, res))
+        if (br_pop_done(b, tag, hr, res)) {
+            br_flush(b); /* a CANCEL queued by br_abort goes out with its completion */
             return 1;
+        }
         if (b->dead)
             return 0;
         br_flush(b);
         double left = end - br_now_ms();
+        if (left <= 0 && handled)
+            return 0; /* a steady stream must not hold the caller past its timeout */
         struct pollfd pfd = {.fd = b->sock, .events = POLLIN | (b->out ? POLLOUT : 0)};
         int r = poll(&pfd, 1, left > 0 ? (int)left + 1 : 0);
         if (r < 0) {
@@ -704,6 +711,7 @@ static int br_wait(struct cas_transfer *t, int timeout_ms, void **tag, cas_hr *h
                 br_kill(b, "a message larger than allowed");
             else
                 br_handle(b, (size_t)n);
+            handled = 1;
         } else if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) {
             br_kill(b, "it ended");
         }

@@ -3,6 +3,7 @@
  * a conditional request would need state of its own, and the policy's ETag must stay the
  * policy's. */
 #include "agent/keychange_fetch.h"
+#include "agent/sandbox.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -47,6 +48,41 @@ char *cas_keychange_url(const char *management_point, const char *site)
         0)
         return NULL;
     return url;
+}
+
+/* Runs in the sandbox: "SITE KEYID" of a key-change document. */
+static cas_hr kc_peek(const char *in, size_t in_len, char *answer, size_t size)
+{
+    char site[4], key_id[CAS_KEYID_HEX + 1];
+    uint64_t serial = 0;
+    cas_hr hr = cas_keychange_read_hint(in, in_len, site, key_id, &serial);
+    if (hr == CAS_OK)
+        snprintf(answer, size, "%s %s %llu", site, key_id, (unsigned long long)serial);
+    return hr;
+}
+
+/* The reader cas_keychange_apply uses before the signature is checked: root never parses a
+ * key-change document the trusted key has not verified. */
+static cas_hr kc_sandboxed_reader(const void *doc, size_t doc_len, char site[4],
+                                  char key_id[CAS_KEYID_HEX + 1], uint64_t *serial)
+{
+    char answer[64];
+    unsigned long long n = 0;
+    int used = 0;
+    cas_hr hr = cas_sandbox_ask(kc_peek, doc, doc_len, answer, sizeof(answer));
+    if (hr != CAS_OK)
+        return hr;
+    if (strlen(answer) < 3 + 1 + CAS_KEYID_HEX + 2 || answer[3] != ' ' ||
+        answer[4 + CAS_KEYID_HEX] != ' ' ||
+        sscanf(answer + 5 + CAS_KEYID_HEX, "%llu%n", &n, &used) != 1 ||
+        answer[5 + CAS_KEYID_HEX + used] != '\0')
+        return cas_fail(CAS_E_INVALID_DATA, "the sandboxed key-change reader gave no answer");
+    memcpy(site, answer, 3);
+    site[3] = '\0';
+    memcpy(key_id, answer + 4, CAS_KEYID_HEX);
+    key_id[CAS_KEYID_HEX] = '\0';
+    *serial = n;
+    return CAS_OK;
 }
 
 static int cmp_site(const void *x, const void *y)
@@ -107,6 +143,7 @@ static cas_hr fetch_site(struct cas_agent *a, struct cas_transfer *t, const char
         failed_suffix = ".sig";
         goto failed;
     }
+    cas_keychange_set_reader(kc_sandboxed_reader);
     hr = cas_keychange_apply(url, site, doc.data ? doc.data : "", doc.len,
                              no_sig ? NULL : (sig.data ? sig.data : ""), sig.len,
                              a->cfg.trusted_keys_dir, a->cfg.state_dir, NULL);

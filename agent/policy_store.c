@@ -91,18 +91,15 @@ static cas_hr store_refuse(const char *path, cas_hr hr)
     return cas_fail(hr, "policy %s refused: %s", path, detail);
 }
 
-/* Runs in the sandbox: the site a document claims, "+SITE", or why it is not a policy,
- * "-XXXXXXXX detail". */
-static int store_peek(const char *in, size_t in_len, char *out, size_t out_size)
+/* Runs in the sandbox: the site a document claims. */
+static cas_hr store_peek(const char *in, size_t in_len, char *answer, size_t size)
 {
     struct cas_policy p = {0};
     cas_hr hr = cas_policy_parse(in, in_len, &p);
     if (hr == CAS_OK)
-        snprintf(out, out_size, "+%s", p.site);
-    else
-        snprintf(out, out_size, "-%08X %s", hr, cas_err_detail());
+        snprintf(answer, size, "%s", p.site);
     cas_policy_free(&p);
-    return 0;
+    return hr;
 }
 
 /* Verify before parse: root parses a policy only once its signature verified (or, unsigned,
@@ -111,25 +108,14 @@ static int store_peek(const char *in, size_t in_len, char *out, size_t out_size)
  * and then the signature does not verify. */
 static cas_hr store_site_hint(const char *raw, size_t raw_len, char site[4])
 {
-    char answer[1200];
-    unsigned code = 0;
-    int used = 0;
-    cas_hr hr = cas_sandbox_call(store_peek, raw, raw_len, answer, sizeof(answer));
+    char answer[8];
+    cas_hr hr = cas_sandbox_ask(store_peek, raw, raw_len, answer, sizeof(answer));
     if (hr != CAS_OK)
-        return cas_fail(hr, "the policy could not be read in the sandbox: %s", cas_err_detail());
-    if (answer[0] == '+' && cas_id_is_site(answer + 1)) {
-        memcpy(site, answer + 1, 4);
-        return CAS_OK;
-    }
-    if (answer[0] == '-' && sscanf(answer + 1, "%8X %n", &code, &used) == 1 && used > 0 &&
-        (code & 0x80000000u)) {
-        for (char *c = answer + 1 + used; *c; c++) {
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                *c = '?';
-        }
-        return cas_fail((cas_hr)code, "%s", answer + 1 + used);
-    }
-    return cas_fail(CAS_E_INVALID_DATA, "the sandboxed policy reader gave no usable answer");
+        return hr;
+    if (!cas_id_is_site(answer))
+        return cas_fail(CAS_E_INVALID_DATA, "the sandboxed policy reader gave no site code");
+    memcpy(site, answer, 4);
+    return CAS_OK;
 }
 
 cas_hr cas_policy_store_apply(struct cas_agent *a, const char *path, const char *sig_path,

@@ -335,3 +335,46 @@ cas_hr cas_sandbox_call(int (*fn)(const char *in, size_t in_len, char *out, size
     }
     return CAS_OK;
 }
+
+/* The question asked in the child, passed through a static: fork copies it. */
+static cas_hr (*sb_question)(const char *in, size_t in_len, char *answer, size_t size);
+
+static int sb_ask_child(const char *in, size_t in_len, char *out, size_t out_size)
+{
+    cas_hr hr = sb_question(in, in_len, out + 1, out_size - 1);
+    if (hr == CAS_OK)
+        out[0] = '+';
+    else
+        snprintf(out, out_size, "-%08X %s", hr, cas_err_detail());
+    return 0;
+}
+
+cas_hr cas_sandbox_ask(cas_hr (*fn)(const char *in, size_t in_len, char *answer, size_t size),
+                       const char *in, size_t in_len, char *answer, size_t size)
+{
+    char buf[1400];
+    unsigned code = 0;
+    int used = 0;
+    cas_hr hr;
+
+    if (size == 0 || size > sizeof(buf) - 1)
+        return cas_fail(CAS_E_INVALIDARG, "answer size %zu not supported", size);
+    answer[0] = '\0';
+    sb_question = fn;
+    hr = cas_sandbox_call(sb_ask_child, in, in_len, buf, sizeof(buf));
+    if (hr != CAS_OK)
+        return hr;
+    if (buf[0] == '+') {
+        snprintf(answer, size, "%s", buf + 1);
+        return CAS_OK;
+    }
+    if (buf[0] == '-' && sscanf(buf + 1, "%8X %n", &code, &used) == 1 && used > 0 &&
+        (code & 0x80000000u)) {
+        for (char *c = buf + 1 + used; *c; c++) {
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+        }
+        return cas_fail((cas_hr)code, "%s", buf + 1 + used);
+    }
+    return cas_fail(CAS_E_INVALID_DATA, "the sandboxed reader gave no usable answer");
+}

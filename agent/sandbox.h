@@ -54,4 +54,10 @@ int cas_sandbox_child_fds(int keep);
 cas_hr cas_sandbox_call(int (*fn)(const char *in, size_t in_len, char *out, size_t out_size),
                         const char *in, size_t in_len, char *out, size_t out_size);
 
+/* Ask a question of an unauthenticated document in the sandbox: fn runs in a child entered as
+ * for cas_sandbox_call and either fills `answer` (CAS_OK) or fails; its failure comes back as the
+ * same code with its detail (control characters replaced). The answer is a hint, as above. */
+cas_hr cas_sandbox_ask(cas_hr (*fn)(const char *in, size_t in_len, char *answer, size_t size),
+                       const char *in, size_t in_len, char *answer, size_t size);
+
 #endif

@@ -298,6 +298,28 @@ static cas_hr refuse(const char *source, const char *site, cas_hr hr)
     return cas_fail(hr, "key change %s for site %s refused: %s", source, site, detail);
 }
 
+/* Reads site and key id of a document that is not authenticated yet (see the header). */
+static cas_keychange_reader_fn kc_reader;
+
+void cas_keychange_set_reader(cas_keychange_reader_fn fn)
+{
+    kc_reader = fn;
+}
+
+cas_hr cas_keychange_read_hint(const void *doc, size_t doc_len, char site[4],
+                               char key_id[CAS_KEYID_HEX + 1], uint64_t *serial)
+{
+    struct cas_keychange kc = {0};
+    cas_hr hr = cas_keychange_parse(doc, doc_len, &kc);
+    if (hr == CAS_OK) {
+        memcpy(site, kc.site, 4);
+        memcpy(key_id, kc.key_id, CAS_KEYID_HEX + 1);
+        *serial = kc.serial;
+    }
+    cas_keychange_free(&kc);
+    return hr;
+}
+
 cas_hr cas_keychange_apply(const char *source, const char *site, const void *doc, size_t doc_len,
                            const void *sig, size_t sig_len, const char *trusted_keys_dir,
                            const char *state_dir, struct cas_keychange_result *res)
@@ -305,28 +327,33 @@ cas_hr cas_keychange_apply(const char *source, const char *site, const void *doc
     struct cas_keychange kc = {0};
     struct cas_keychange_result r = {0};
     char *keypath = NULL, *cur_pem = NULL, *dir = NULL;
+    char hint_site[4] = "", hint_key[CAS_KEYID_HEX + 1] = "", cur_key[CAS_KEYID_HEX + 1] = "";
     size_t cur_len = 0, cur_der_len = 0, new_der_len = 0;
     unsigned char *cur_der = NULL, *new_der = NULL;
-    uint64_t last = 0;
+    uint64_t last = 0, hint_serial = 0;
     cas_hr hr;
 
     if (res)
         memset(res, 0, sizeof(*res));
     if (!source)
         source = "(document)";
-    hr = cas_keychange_parse(doc, doc_len, &kc);
+    /* Verify before parse: until the signature verified, only the site (which picks the key)
+     * and the key id are read, by the reader the agent installed (a sandboxed child). */
+    hr = (kc_reader ? kc_reader : cas_keychange_read_hint)(doc, doc_len, hint_site, hint_key,
+                                                           &hint_serial);
+    if (hr == CAS_OK && !cas_id_is_site(hint_site))
+        hr = cas_fail(CAS_E_INVALID_DATA, "site: not a site code");
     if (hr != CAS_OK)
         goto refused;
-    if (site && strcmp(site, kc.site) != 0) {
+    if (site && strcmp(site, hint_site) != 0) {
         hr = cas_fail(CAS_E_SITE_MISMATCH,
-                      "the key change is for site %s, it was published for site %s", kc.site, site);
+                      "the key change is for site %s, it was published for site %s", hint_site,
+                      site);
         goto refused;
     }
-    memcpy(r.site, kc.site, sizeof(r.site));
-    r.serial = kc.serial;
-    memcpy(r.new_key_id, kc.key_id, sizeof(r.new_key_id));
+    memcpy(r.site, hint_site, sizeof(r.site));
 
-    keypath = cas_sig_trusted_key_path(trusted_keys_dir, kc.site);
+    keypath = cas_sig_trusted_key_path(trusted_keys_dir, hint_site);
     if (!keypath) {
         hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
         goto refused;
@@ -338,64 +365,80 @@ cas_hr cas_keychange_apply(const char *source, const char *site, const void *doc
         hr = cas_fail(CAS_E_UNTRUSTED_SITE,
                       "no trusted key for site %s (%s does not exist); a key change is accepted "
                       "only when signed by the key already trusted",
-                      kc.site, keypath);
+                      hint_site, keypath);
         goto refused;
     }
     if (hr != CAS_OK)
         hr = prefix_detail(CAS_E_BAD_KEY, "the trusted key cannot be read");
-    else if ((hr = key_der(cur_pem, cur_len, &cur_der, &cur_der_len)) != CAS_OK)
+    else if ((hr = key_der(cur_pem, cur_len, &cur_der, &cur_der_len)) != CAS_OK ||
+             (hr = cas_keychange_key_id(cur_pem, cur_len, cur_key)) != CAS_OK)
         hr = prefix_detail(hr, keypath);
-    if (hr == CAS_OK)
-        hr = key_der(kc.key_pem, kc.key_pem_len, &new_der, &new_der_len);
     if (hr != CAS_OK)
         goto refused;
 
-    if (cur_der_len == new_der_len && memcmp(cur_der, new_der, cur_der_len) == 0) {
-        /* Also the steady state after a change: the document stays published, signed by the key
-         * it replaced, and names the key trusted now. */
-        memcpy(r.old_key_id, kc.key_id, sizeof(r.old_key_id));
-        r.outcome = CAS_KEYCHANGE_IN_EFFECT;
-        if (sig && cas_sig_verify_file(keypath, doc, doc_len, sig, sig_len, NULL) == CAS_OK) {
-            if ((hr = cas_keychange_last_serial(state_dir, kc.site, &last)) != CAS_OK)
-                goto refused;
-            if (kc.serial > last) {
-                if ((dir = cas_path_join(state_dir, "policy")) == NULL) {
-                    hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-                    goto refused;
-                }
-                if ((hr = cas_fs_mkdirs(dir, 0755)) != CAS_OK ||
-                    (hr = state_write(state_dir, &r)) != CAS_OK)
-                    goto refused;
-                r.outcome = CAS_KEYCHANGE_RECORDED;
-                cas_log_info(CAS_LOG_POLICY,
-                             "Key change for site %s recorded: serial %llu, key %s stays trusted",
-                             kc.site, (unsigned long long)kc.serial, kc.key_id);
-                goto done;
-            }
+    hr = sig ? cas_sig_verify_file(keypath, doc, doc_len, sig, sig_len, r.old_key_id)
+             : cas_fail(CAS_E_NO_SIGNATURE, "the key change has no signature");
+    if (hr != CAS_OK) {
+        if (strcmp(hint_key, cur_key) == 0) {
+            /* The steady state after a change: the document stays published, signed by the key
+             * it replaced, and names the key trusted now. Nothing of it is used. */
+            ERR_clear_error();
+            cas_err_clear();
+            memcpy(r.old_key_id, cur_key, sizeof(r.old_key_id));
+            memcpy(r.new_key_id, cur_key, sizeof(r.new_key_id));
+            r.outcome = CAS_KEYCHANGE_IN_EFFECT;
+            r.serial = hint_serial;
+            cas_log_verbose(CAS_LOG_POLICY,
+                            "Key change %s for site %s, serial %llu: key %s is already the "
+                            "trusted key",
+                            source, hint_site, (unsigned long long)hint_serial, cur_key);
+            goto done;
         }
-        ERR_clear_error();
-        cas_err_clear();
-        cas_log_verbose(CAS_LOG_POLICY,
-                        "Key change %s for site %s, serial %llu: key %s is already the trusted key",
-                        source, kc.site, (unsigned long long)kc.serial, kc.key_id);
-        goto done;
-    }
-
-    if (!sig) {
-        hr = cas_fail(CAS_E_NO_SIGNATURE, "the key change has no signature");
+        if (hr == CAS_E_BAD_SIGNATURE)
+            hr = cas_fail(hr,
+                          "the signature does not verify with the key trusted for site %s (key "
+                          "id %s)",
+                          hint_site, cur_key);
         goto refused;
     }
-    hr = cas_sig_verify_file(keypath, doc, doc_len, sig, sig_len, r.old_key_id);
-    if (hr == CAS_E_BAD_SIGNATURE) {
-        hr = cas_fail(hr,
-                      "the signature does not verify with the key trusted for site %s (key id %s)",
-                      kc.site, r.old_key_id);
-        goto refused;
-    }
+    /* Authenticated by the key trusted now: parsed in full. */
+    hr = cas_keychange_parse(doc, doc_len, &kc);
     if (hr != CAS_OK)
+        goto refused;
+    if (strcmp(kc.site, hint_site) != 0) {
+        hr = cas_fail(CAS_E_BAD_SIGNATURE,
+                      "the key change names site %s but is signed by the key of site %s", kc.site,
+                      hint_site);
+        goto refused;
+    }
+    r.serial = kc.serial;
+    memcpy(r.new_key_id, kc.key_id, sizeof(r.new_key_id));
+    if ((hr = key_der(kc.key_pem, kc.key_pem_len, &new_der, &new_der_len)) != CAS_OK)
         goto refused;
     if ((hr = cas_keychange_last_serial(state_dir, kc.site, &last)) != CAS_OK)
         goto refused;
+    if (cur_der_len == new_der_len && memcmp(cur_der, new_der, cur_der_len) == 0) {
+        r.outcome = CAS_KEYCHANGE_IN_EFFECT;
+        if (kc.serial > last) {
+            if ((dir = cas_path_join(state_dir, "policy")) == NULL) {
+                hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+                goto refused;
+            }
+            if ((hr = cas_fs_mkdirs(dir, 0755)) != CAS_OK ||
+                (hr = state_write(state_dir, &r)) != CAS_OK)
+                goto refused;
+            r.outcome = CAS_KEYCHANGE_RECORDED;
+            cas_log_info(CAS_LOG_POLICY,
+                         "Key change for site %s recorded: serial %llu, key %s stays trusted",
+                         kc.site, (unsigned long long)kc.serial, kc.key_id);
+        } else {
+            cas_log_verbose(CAS_LOG_POLICY,
+                            "Key change %s for site %s, serial %llu: key %s is already the "
+                            "trusted key",
+                            source, kc.site, (unsigned long long)kc.serial, kc.key_id);
+        }
+        goto done;
+    }
     if (kc.serial <= last) {
         hr = cas_fail(CAS_E_KEYCHANGE_REPLAY,
                       "serial %llu is not higher than key-change serial %llu already accepted for "
@@ -433,7 +476,7 @@ done:
         *res = r;
     goto cleanup;
 refused:
-    hr = refuse(source, kc.site[0] ? kc.site : (site ? site : "(unknown)"), hr);
+    hr = refuse(source, hint_site[0] ? hint_site : (site ? site : "(unknown)"), hr);
 cleanup:
     cas_keychange_free(&kc);
     OPENSSL_free(cur_der);

@@ -17,7 +17,7 @@
 #include "error.h"
 #include "sig.h"
 
-#define CAS_KEYCHANGE_MAX_BYTES (64u * 1024u)
+#define CAS_KEYCHANGE_MAX_BYTES 65536u /* 64 KiB */
 #define CAS_KEYCHANGE_MAX_DEPTH 4
 #define CAS_KEYCHANGE_SUFFIX    ".keychange" /* <SITE>.keychange, its signature + ".sig" */
 
@@ -58,17 +58,30 @@ struct cas_keychange_result {
     char new_key_id[CAS_KEYID_HEX + 1];
 };
 
+/* How a document is read before its signature is checked: only its site (which picks the key),
+ * the key id it names (to recognise a change already in force) and its serial (for the log), or
+ * the parse failure. The
+ * agent installs a reader that parses in a sandboxed child, so root parses only documents the
+ * trusted key verified; cas_keychange_read_hint (the default) parses in-process. */
+typedef cas_hr (*cas_keychange_reader_fn)(const void *doc, size_t doc_len, char site[4],
+                                          char key_id[CAS_KEYID_HEX + 1], uint64_t *serial);
+void cas_keychange_set_reader(cas_keychange_reader_fn fn);
+cas_hr cas_keychange_read_hint(const void *doc, size_t doc_len, char site[4],
+                               char key_id[CAS_KEYID_HEX + 1], uint64_t *serial);
+
 /* Verify and apply a key change (the agent's poll and any offline caller). `source` (a path or
  * URL) names the document in logs; `site` (may be NULL) is the site it must be for; sig NULL means
  * no signature file. In order, each failure refusing the document and leaving <SITE>.pem and the
  * state untouched:
- *   1. parse (as cas_keychange_parse); the document's site must be `site` (CAS_E_SITE_MISMATCH);
+ *   1. site and key id read by the installed reader (its parse failure refuses); the site must be
+ *      `site` (CAS_E_SITE_MISMATCH);
  *   2. a trusted key <trusted_keys_dir>/<SITE>.pem must exist (CAS_E_UNTRUSTED_SITE: no trust on
  *      first use) and be loadable (CAS_E_BAD_KEY);
- *   3. a document naming that same key changes nothing: CAS_OK with CAS_KEYCHANGE_IN_EFFECT, or
- *      CAS_KEYCHANGE_RECORDED when it also verifies with it and has a higher serial;
- *   4. the signature must be present (CAS_E_NO_SIGNATURE) and verify with the trusted key
- *      (CAS_E_BAD_SIGNATURE);
+ *   3. the signature must be present (CAS_E_NO_SIGNATURE) and verify with the trusted key
+ *      (CAS_E_BAD_SIGNATURE) — except that a document naming the trusted key changes nothing:
+ *      CAS_OK with CAS_KEYCHANGE_IN_EFFECT, whatever its signature;
+ *   4. only now parsed in full (as cas_keychange_parse); a verified document naming the trusted
+ *      key with a higher serial: CAS_KEYCHANGE_RECORDED;
  *   5. the serial must be higher than the last accepted for the site (CAS_E_KEYCHANGE_REPLAY; a
  *      state file that cannot be read refuses, never counts as 0);
  *   6. <SITE>.pem is replaced atomically (mode 0644), then the serial is recorded.

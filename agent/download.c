@@ -49,7 +49,7 @@
 
 /* A listing line is at most 64 hex + 2 + CAS_PATH_MAX + 1 bytes; 64 MiB allows ~16k maximal
  * lines or far more ordinary ones, and bounds what a hostile DP can make us hold in memory. */
-#define DL_SUMS_MAX         (64u * 1024u * 1024u)
+#define DL_SUMS_MAX         ((size_t)64 * 1024 * 1024)
 #define DL_TRIES_PER_LOC    3 /* transient failures of one file at one location */
 #define DL_SOFT_LIMIT       3 /* soft errors before a location is dropped for the job */
 #define DL_BACKOFF_BASE_MS  500.0
@@ -116,10 +116,11 @@ struct dl_job {
     struct cas_hasher *hasher; /* hashes big files off this thread; NULL: all inline */
     char *staging;
     int content_fd, parts_fd;
-    uint64_t live;    /* bytes of the content on disk or in flight */
-    uint64_t fetched; /* bytes received in this job */
-    uint64_t resumed; /* bytes reused from an earlier, interrupted job */
-    uint64_t cap;     /* max_download_kbps in bytes per second; 0 unlimited */
+    uint64_t live;      /* bytes of the content on disk or in flight */
+    uint64_t replacing; /* bytes of non-matching copies whose replacement is in flight */
+    uint64_t fetched;   /* bytes received in this job */
+    uint64_t resumed;   /* bytes reused from an earlier, interrupted job */
+    uint64_t cap;       /* max_download_kbps in bytes per second; 0 unlimited */
     size_t n_files, files_done, active;
     double t0, deadline, next_progress;
     cas_hr fatal; /* set when the job must end at once */
@@ -261,8 +262,10 @@ static cas_hr dl_outcome_result(const struct dl_outcome *o, const char *what)
         return cas_fail(CAS_E_NO_LOCATION, "no usable location for %s", what);
     if (o->all_404)
         return cas_fail(CAS_E_HTTP_404, "%s: not found (HTTP 404) at every location", what);
+    /* What the server did is said precisely, as for the files (dl_file_exhausted). */
     if (o->last == CAS_E_TOO_LARGE || o->last == CAS_E_DISK_FULL || o->any_response ||
-        o->last == CAS_E_CANCELLED || o->last == CAS_E_TIMEOUT)
+        o->last == CAS_E_CANCELLED || o->last == CAS_E_TIMEOUT || o->last == CAS_E_REDIRECT ||
+        o->last == CAS_E_CONN_RESET || o->last == CAS_E_TRANSFER_PROCESS)
         return cas_fail(o->last, "%s", o->detail);
     return cas_fail(CAS_E_NO_LOCATION, "%s: no location could be reached (last error 0x%08X: %s)",
                     what, o->last, o->detail);
@@ -530,8 +533,10 @@ static cas_hr dl_on_data(void *ud, const void *data, size_t len)
     struct dl_job *j = x->j;
     if (cas_stop_requested())
         return cas_fail(CAS_E_CANCELLED, "interrupted");
-    /* This file's own non-matching copy is replaced if this one matches: it does not count. */
-    uint64_t others = j->live - (x->f->have_copy ? x->f->copy_bytes : 0);
+    /* A non-matching copy is replaced if the transfer now in flight for its file matches: while
+     * that transfer runs the copy does not count (else a bad mirror's copies of other files
+     * could make a good mirror's files too large). */
+    uint64_t others = j->live - j->replacing;
     if (others + len > j->ad->size)
         return cas_fail(CAS_E_TOO_LARGE,
                         "%s: the content would exceed the %llu bytes the policy allows", x->url,
@@ -652,15 +657,29 @@ static cas_hr dl_start(struct dl_job *j, struct dl_file *f)
         return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
     }
     uint64_t have = dl_resumable(j, f, x->url, &x->if_range);
-    x->fd = openat(j->parts_fd, part,
-                   O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | (have ? O_APPEND : O_TRUNC), 0600);
+    uint64_t counted = j->live - j->replacing - (f->have_copy ? f->copy_bytes : 0);
+    /* Opened without O_TRUNC and checked first: a second name for the part file (a planted hard
+     * link) would let the download truncate or write a file outside the cache. Such a name is
+     * dropped and a new file made. */
+    x->fd = openat(j->parts_fd, part, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    struct stat pst;
+    if (x->fd >= 0 && (fstat(x->fd, &pst) != 0 || !S_ISREG(pst.st_mode) || pst.st_nlink != 1)) {
+        close(x->fd);
+        have = 0;
+        unlinkat(j->parts_fd, part, 0);
+        x->fd = openat(j->parts_fd, part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    }
+    if (x->fd >= 0 && (have ? fcntl(x->fd, F_SETFL, O_APPEND) : ftruncate(x->fd, 0)) != 0) {
+        close(x->fd);
+        x->fd = -1;
+    }
     if (x->fd < 0) {
         cas_hr hr = cas_fail(cas_err_from_errno(errno), "creating a partial file for %s: %s",
                              f->e->path, strerror(errno));
         dl_xfer_free(x);
         return hr;
     }
-    if (have && have > j->ad->size - (j->live < j->ad->size ? j->live : j->ad->size)) {
+    if (have && have > j->ad->size - (counted < j->ad->size ? counted : j->ad->size)) {
         have = 0; /* unusable: start the file again */
         if (ftruncate(x->fd, 0) != 0) {
             dl_xfer_free(x);
@@ -685,8 +704,12 @@ static cas_hr dl_start(struct dl_job *j, struct dl_file *f)
         .on_data = dl_on_data,
         .ud = x,
     };
+    if (f->have_copy) /* before submit: a transfer may deliver its first bytes at once */
+        j->replacing += f->copy_bytes;
     cas_hr hr = j->t->submit(j->t, &x->req, x);
     if (hr != CAS_OK) {
+        if (f->have_copy)
+            j->replacing -= f->copy_bytes;
         j->live -= have;
         dl_xfer_free(x);
         return hr;
@@ -737,6 +760,8 @@ static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
 
     j->active--;
     f->x = NULL;
+    if (f->have_copy)
+        j->replacing -= f->copy_bytes;
     dl_part_names(f, part, side, sizeof(part));
     if (hr == CAS_OK && cas_hasher_stream_final(x->hs, hex) != CAS_OK) {
         dl_set_fatal(j, CAS_E_IO, cas_err_detail());
@@ -920,7 +945,12 @@ static int dl_already_placed(struct dl_job *j, struct dl_file *f)
     if (parent < 0)
         return 0;
     uint64_t size = 0;
-    if (cas_hash_file_at(parent, leaf, j->ad->alg, hex, &size) == CAS_OK) {
+    struct stat st;
+    /* A file with a second name (a planted hard link) is not the download's own. */
+    if (fstatat(parent, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        (!S_ISREG(st.st_mode) || st.st_nlink != 1)) {
+        unlinkat(parent, leaf, 0);
+    } else if (cas_hash_file_at(parent, leaf, j->ad->alg, hex, &size) == CAS_OK) {
         if (!strcmp(hex, f->e->hex) && j->live + size <= j->ad->size) {
             ok = 1;
             memcpy(f->digest, hex, sizeof(hex));

@@ -250,10 +250,26 @@ cas_hr cas_exec_advert(struct cas_agent *a, const struct cas_advert *ad, const c
     if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
         hr = cas_fail(CAS_E_FILE_MISSING, "program %s is not a file %s", prog->command,
                       prog->command[0] == '/' ? "on this machine" : "of the content");
+        snprintf(detail, sizeof(detail), "%s", cas_err_detail());
         cas_log_error(CAS_LOG_EXECMGR, "Program %s of advert %s will not be run: %s, error 0x%08X",
-                      prog->command, ad->id, cas_err_detail(), hr);
+                      prog->command, ad->id, detail, hr);
         history_note(a, ad->id, rec_content_failed, &hr);
+        cas_fail(hr, "%s", detail); /* the history may have set its own detail */
         goto cleanup;
+    }
+    /* The commit made only the downloading advert's command executable; another advert of the
+     * same content may name another of its files. */
+    if (prog->command[0] != '/' && !(st.st_mode & S_IXUSR)) {
+        hr = cache_make_executable(cache, ad->content_id, prog->command);
+        if (hr != CAS_OK) {
+            snprintf(detail, sizeof(detail), "%s", cas_err_detail());
+            cas_log_error(CAS_LOG_EXECMGR,
+                          "Program %s of advert %s will not be run: %s, error 0x%08X",
+                          prog->command, ad->id, detail, hr);
+            history_note(a, ad->id, rec_content_failed, &hr);
+            cas_fail(hr, "%s", detail);
+            goto cleanup;
+        }
     }
     argv[0] = prog->command;
     for (size_t i = 0; i < prog->argc; i++)

@@ -148,6 +148,26 @@ static void cache_remove_orphans(struct cache *c)
     closedir(d);
 }
 
+/* mkdirat that insists on a real folder: a link (or a file) planted at the name is removed and
+ * the folder made, so no later path through it leads out of the cache. */
+static int cache_mkdir_real(int dirfd, const char *name, mode_t mode)
+{
+    struct stat st;
+    if (mkdirat(dirfd, name, mode) == 0)
+        return 0;
+    if (errno != EEXIST)
+        return -1;
+    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+        return -1;
+    if (S_ISDIR(st.st_mode))
+        return 0;
+    cas_log_warn(CAS_LOG_CAS, "Removed %s from the cache: a %s where a cache folder belongs", name,
+                 S_ISLNK(st.st_mode) ? "link" : "file");
+    if (unlinkat(dirfd, name, 0) != 0)
+        return -1;
+    return mkdirat(dirfd, name, mode);
+}
+
 cas_hr cache_open(const char *dir, struct cache **out)
 {
     cas_hr hr;
@@ -166,7 +186,7 @@ cas_hr cache_open(const char *dir, struct cache **out)
                       "opening cache folder %s: %s", dir, strerror(errno));
         goto fail;
     }
-    if (mkdirat(c->dirfd, CACHE_PARTIAL, 0700) != 0 && errno != EEXIST) {
+    if (cache_mkdir_real(c->dirfd, CACHE_PARTIAL, 0700) != 0) {
         hr = cas_fail(cas_err_from_errno(errno), "creating %s/%s: %s", dir, CACHE_PARTIAL,
                       strerror(errno));
         goto fail;
@@ -279,8 +299,8 @@ cas_hr cache_stage_begin(struct cache *c, const char *content_id, char **staging
         hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
         goto fail;
     }
-    if ((mkdir(staging, 0700) != 0 && errno != EEXIST) ||
-        (mkdir(content, 0755) != 0 && errno != EEXIST)) {
+    if (cache_mkdir_real(AT_FDCWD, staging, 0700) != 0 ||
+        cache_mkdir_real(AT_FDCWD, content, 0755) != 0) {
         hr = cas_fail(cas_err_from_errno(errno), "creating staging folder %s: %s", staging,
                       strerror(errno));
         goto fail;
@@ -362,9 +382,22 @@ static cas_hr cache_seal(const char *content, const struct cas_sums *sums, const
         if (!p)
             return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
         mode_t mode = exec_path && !strcmp(exec_path, sums->entries[i].path) ? 0555 : 0444;
-        int rc = chmod(p, mode);
+        /* Never through a link, and never a file with a second name (a hard link planted in the
+         * staging area would share its inode, and its mode, with a file outside). */
+        int fd = open(p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         int err = errno;
+        struct stat st;
         free(p);
+        if (fd < 0)
+            return cas_fail(cas_err_from_errno(err), "%s: %s", sums->entries[i].path,
+                            strerror(err));
+        int rc =
+            fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 ? fchmod(fd, mode) : -2;
+        err = errno;
+        close(fd);
+        if (rc == -2)
+            return cas_fail(CAS_E_BAD_NAME, "%s is not a file of its own (a link?)",
+                            sums->entries[i].path);
         if (rc != 0)
             return cas_fail(cas_err_from_errno(err), "chmod %s: %s", sums->entries[i].path,
                             strerror(err));
@@ -550,19 +583,18 @@ cas_hr cache_recorded_hash(struct cache *c, const char *content_id, enum cas_has
         return cas_fail(CAS_E_CONTENT_NOT_FOUND, "content %s is not in the cache", content_id);
     if (asprintf(&path, "%s/%s.sums", c->dir, content_id) < 0)
         return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-    hr = cas_fs_read_file(path, 256u * 1024u * 1024u, &buf, &len);
+    hr = cas_fs_read_file(path, (size_t)256 * 1024 * 1024, &buf, &len);
     if (hr == CAS_OK) {
-        /* The first line's digest length names the algorithm: 64 sha256, 40 sha1. */
+        /* The first line's digest length names the algorithm: 64 sha256, 40 sha1. An empty
+         * package has no line: sha256. */
         const char *sp = memchr(buf, ' ', len);
         size_t w = sp ? (size_t)(sp - buf) : 0;
-        if (w == cas_hash_hexlen(CAS_HASH_SHA256))
+        if (w == cas_hash_hexlen(CAS_HASH_SHA256) || len == 0)
             *alg = CAS_HASH_SHA256;
         else if (w == cas_hash_hexlen(CAS_HASH_SHA1))
             *alg = CAS_HASH_SHA1;
-        else if (len > 0)
-            hr = cas_fail(CAS_E_INVALID_DATA, "%s is not a sums listing", path);
         else
-            *alg = CAS_HASH_SHA256; /* an empty package */
+            hr = cas_fail(CAS_E_INVALID_DATA, "%s is not a sums listing", path);
         if (hr == CAS_OK)
             cas_hash_buf_hex(*alg, buf, len, hex);
     }
@@ -584,7 +616,7 @@ static cas_hr cache_read_sums(struct cache *c, const char *content_id, enum cas_
     cas_hr hr;
     if (asprintf(&path, "%s/%s.sums", c->dir, content_id) < 0)
         return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
-    hr = cas_fs_read_file(path, 256u * 1024u * 1024u, &buf, &len);
+    hr = cas_fs_read_file(path, (size_t)256 * 1024 * 1024, &buf, &len);
     if (hr == CAS_OK)
         hr = cas_sums_parse(buf, len, alg, out);
     free(buf);
@@ -754,7 +786,7 @@ static void cache_fill_info(struct cache *c, struct cache_entry_info *info)
         info->modified = st.st_mtime;
     if (asprintf(&path, "%s/%s", c->dir, sums_name) < 0)
         return;
-    if (cas_fs_read_file(path, 256u * 1024u * 1024u, &buf, &len) == CAS_OK) {
+    if (cas_fs_read_file(path, (size_t)256 * 1024 * 1024, &buf, &len) == CAS_OK) {
         /* Each line ends in "  P\n"; size comes from the files themselves. */
         for (char *line = buf; line && *line;) {
             char *nl = strchr(line, '\n');
@@ -864,4 +896,50 @@ cas_hr cache_list(struct cache *c, struct cache_entry_info **out, size_t *count)
     *out = items;
     *count = n;
     return CAS_OK;
+}
+
+cas_hr cache_make_executable(struct cache *c, const char *content_id, const char *rel)
+{
+    char *path = NULL;
+    struct stat st;
+    cas_hr hr = CAS_OK;
+    int dir = -1, fd = -1;
+
+    if (!cas_id_is_content(content_id) || cas_path_check(rel, strlen(rel)) != CAS_OK)
+        return cas_fail(CAS_E_BAD_NAME, "%s: not a file of content %s", rel, content_id);
+    /* One segment at a time, never following a link: the entry is the cache's, not a link's. */
+    dir = openat(c->dirfd, content_id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    path = strdup(rel);
+    if (dir < 0 || !path) {
+        hr = dir < 0 ? cas_fail(CAS_E_FILE_MISSING, "content %s is not in the cache", content_id)
+                     : cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+        goto cleanup;
+    }
+    for (char *seg = path, *slash; (slash = strchr(seg, '/')) != NULL; seg = slash + 1) {
+        *slash = '\0';
+        int next = openat(dir, seg, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(dir);
+        dir = next;
+        if (dir < 0) {
+            hr = cas_fail(CAS_E_BAD_NAME, "%s of content %s: %s", rel, content_id, strerror(errno));
+            goto cleanup;
+        }
+        *slash = '/';
+    }
+    const char *leaf = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    fd = openat(dir, leaf, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        hr = cas_fail(CAS_E_BAD_NAME, "%s of content %s is not a regular file", rel, content_id);
+        goto cleanup;
+    }
+    if ((st.st_mode & 07777) != 0555 && fchmod(fd, 0555) != 0)
+        hr = cas_fail(cas_err_from_errno(errno), "making %s of content %s executable: %s", rel,
+                      content_id, strerror(errno));
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    if (dir >= 0)
+        close(dir);
+    free(path);
+    return hr;
 }

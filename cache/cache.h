@@ -75,6 +75,12 @@ cas_hr cache_reverify(struct cache *c, const char *content_id, enum cas_hash_alg
 /* Path of the entry's content folder (malloc'd). */
 char *cache_content_path(const struct cache *c, const char *content_id);
 
+/* Make file `rel` of a committed entry executable (0555), for another advertisement of the same
+ * content whose command it is (the commit made only the triggering advert's command 0555). A
+ * link or anything but a regular file is refused (CAS_E_BAD_NAME); the bytes are not touched, so
+ * the entry still verifies. */
+cas_hr cache_make_executable(struct cache *c, const char *content_id, const char *rel);
+
 /* Remove an entry: C.sums first (so it stops existing), then C/. CAS_E_CONTENT_NOT_FOUND if
  * there is none; CAS_E_CACHE_IN_USE (nothing removed) while any process holds it. */
 cas_hr cache_delete(struct cache *c, const char *content_id);

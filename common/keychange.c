@@ -27,7 +27,7 @@
 #include "common/path.h"
 #include "common/timefmt.h"
 
-#define KC_KEY_MAX_BYTES (16u * 1024u) /* an RSA-16384 public key is about 2.8 KB of PEM */
+#define KC_KEY_MAX_BYTES ((size_t)16 * 1024) /* an RSA-16384 public key is about 2.8 KB of PEM */
 #define KC_PEM_BEGIN     "-----BEGIN PUBLIC KEY-----"
 #define KC_PEM_END       "-----END PUBLIC KEY-----"
 
@@ -120,7 +120,7 @@ static cas_hr key_check_text(const char *pem, size_t len)
 {
     static const char begin_tag[] = KC_PEM_BEGIN, end_tag[] = KC_PEM_END;
     if (len == 0 || len > KC_KEY_MAX_BYTES || memchr(pem, '\0', len))
-        return cas_fail(CAS_E_INVALID_DATA, "key: expected a PEM public key of at most %u bytes",
+        return cas_fail(CAS_E_INVALID_DATA, "key: expected a PEM public key of at most %zu bytes",
                         KC_KEY_MAX_BYTES);
     const char *begin = memmem(pem, len, begin_tag, sizeof(begin_tag) - 1);
     const char *end = memmem(pem, len, end_tag, sizeof(end_tag) - 1);
@@ -476,7 +476,8 @@ done:
         *res = r;
     goto cleanup;
 refused:
-    hr = refuse(source, hint_site[0] ? hint_site : (site ? site : "(unknown)"), hr);
+    /* Named by the site it was fetched for: the document's own claim is the attacker's. */
+    hr = refuse(source, site ? site : (hint_site[0] ? hint_site : "(unknown)"), hr);
 cleanup:
     cas_keychange_free(&kc);
     OPENSSL_free(cur_der);

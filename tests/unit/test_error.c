@@ -73,6 +73,11 @@ static void test_fail_detail(void **state)
     assert_string_equal(cas_err_detail(), "");
     assert_int_equal(cas_fail(CAS_E_BAD_NAME, "path %s: %d", "../x", 7), CAS_E_BAD_NAME);
     assert_string_equal(cas_err_detail(), "path ../x: 7");
+    /* Wrapping the detail in itself, as callers do: the reason must survive. */
+    cas_fail(CAS_E_BAD_NAME, "line 3: '..' segment");
+    assert_int_equal(cas_fail(CAS_E_BAD_NAME, "listing not acceptable: %s", cas_err_detail()),
+                     CAS_E_BAD_NAME);
+    assert_string_equal(cas_err_detail(), "listing not acceptable: line 3: '..' segment");
 }
 
 static void test_errno_map(void **state)

@@ -1,0 +1,341 @@
+#!/bin/bash
+# shellcheck disable=SC2119 source-path=SCRIPTDIR
+# Attack: a hostile redirect. The policy is genuine; the distribution point answers with 302s:
+# from https to http (a downgrade where the administrator set require_https), to file:// (to make
+# the agent read a local file) or ftp://, in a chain longer than 5 or a loop, and to another host
+# or port. Defence: libcurl follows at most 5 redirects, only to http/https, only to https with
+# require_https (agent/transfer_curl.c); whatever a redirect leads to is still checked against the
+# signed hashes.
+# Asserts: 0x80072F7C for the downgrade (listing and file) with require_https, for file:// and
+# ftp:// always, for 6 redirects and a loop; CAS.log / ContentTransferManager.log name the location
+# and the code; nothing run, no entry, nothing of the attacker (the file:// target carries the
+# marker) in the cache, the previous policy (serial 9) in force byte for byte. Not over-refused:
+# the same downgrade is followed without require_https, exactly 5 redirects are followed, and a
+# redirect to another host (127.0.0.2) or another port is followed (by design: the bytes are
+# verified by hash; a tampered file there is refused with 0x80091007).
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+echo "# t_attack_redirect"
+
+# ---------------------------------------------------------------------------------------------
+# The four checks every t_attack_* test makes (the same block in each; lib.sh has no such helper)
+# ---------------------------------------------------------------------------------------------
+# A string only the attacker's bytes carry: found anywhere in the cache, they got in.
+ATK_MARK="ATTACKER-MARKER-$$-$RANDOM"
+
+# atk_evil_package DIR -- the attacker's package: every file carries $ATK_MARK, and install.sh
+# writes $PROOF/ATTACKER-RAN as well as the usual ran-<advert> line.
+atk_evil_package()
+{
+    mkdir -p "$1/data" "$1/docs"
+    # shellcheck disable=SC2016 # the script's own $1/$2
+    printf '#!/bin/sh\n# %s\necho pwned >"$1/ATTACKER-RAN"\nprintf "ran %%s\\n" "$2" >>"$1/ran-$2"\n' \
+        "$ATK_MARK" >"$1/install.sh"
+    { printf '%s\n' "$ATK_MARK"; head -c 3000 /dev/urandom; } >"$1/data/payload.bin"
+    printf 'read me (%s)\n' "$ATK_MARK" >"$1/docs/read me.txt"
+}
+
+# atk_snapshot SERIAL -- before the attack: keep the stored policy files and the cache listing.
+atk_snapshot()
+{
+    ATK_SERIAL=$1
+    rm -rf "$T/prev"
+    mkdir -p "$T/prev"
+    cp "$STATE/policy/CEN.json" "$STATE/policy/CEN.json.sig" "$STATE/policy/CEN.state.json" "$T/prev/"
+    assert_exit 0 agent cache list
+    awk 'NR > 1 { print $1, $2, $3 }' "$LAST_OUT" >"$T/prev/cache.list"
+    ok "previous state recorded: serial $ATK_SERIAL, cache: $(cut -d' ' -f1 "$T/prev/cache.list" | tr '\n' ' ')"
+}
+
+# atk_previous_in_force [CONTENT...] -- the policy stored before the attack is in force byte for
+# byte and `policy show` says its serial; `cache list` shows the same entries (id, files, bytes),
+# plus the lines of ATK_NEW_ENTRIES (where the good side won); each CONTENT (the previous good
+# content) still verifies from disk.
+ATK_NEW_ENTRIES=""
+atk_previous_in_force()
+{
+    local f c want
+    for f in CEN.json CEN.json.sig CEN.state.json; do
+        assert_same_file "$T/prev/$f" "$STATE/policy/$f"
+    done
+    assert_exit 0 agent policy show --json
+    grep -Eq "^\{\"site\":\"CEN\",\"serial\":${ATK_SERIAL}[,}]" "$LAST_OUT" ||
+        fail "policy show --json shows CEN serial $ATK_SERIAL" "stdout: $(head -c 600 "$LAST_OUT")"
+    ok "policy show --json shows CEN serial $ATK_SERIAL"
+    assert_exit 0 agent cache list
+    want=$({
+        cat "$T/prev/cache.list"
+        [[ -z $ATK_NEW_ENTRIES ]] || printf '%s\n' "$ATK_NEW_ENTRIES"
+    } | LC_ALL=C sort)
+    assert_eq "$want" "$(awk 'NR > 1 { print $1, $2, $3 }' "$LAST_OUT")" \
+        "cache list shows the entries it showed before the attack${ATK_NEW_ENTRIES:+, and the ones the good side won}"
+    for c in "$@"; do
+        assert_exit 0 agent cache verify "$c"
+    done
+}
+
+# atk_no_marker [MARKER] -- no file anywhere under the cache folder (entries, .partial staging,
+# index, locks) holds the attacker's marker.
+# shellcheck disable=SC2120 # most tests use the default marker
+atk_no_marker()
+{
+    local m=${1:-$ATK_MARK} hits
+    hits=$(grep -rlaF -- "$m" "$CACHE" 2>/dev/null || true)
+    assert_eq "" "$hits" "no file under the cache folder (staging included) holds the attacker's marker"
+}
+
+# atk_nothing_ran ADVERT -- the attacked advert's program did not run, nor the attacker's.
+atk_nothing_ran()
+{
+    assert_eq 0 "$(proof_runs "$1")" "the program of $1 did not run"
+    assert_no_file "$PROOF/ATTACKER-RAN"
+}
+
+# The same files under several content ids: without this, every id after the first would be
+# copied from the cache (dedup) and never reach the redirecting server.
+CONFIG_DEFAULTS=(cache_dedup=false)
+FAULTD=${CAS_FAULTD:-$(dirname "$CAS_AGENT")/tests/cas-faultd}
+[[ -x $FAULTD ]] || fail "cas-faultd is built" "not found at $FAULTD (set CAS_FAULTD)"
+
+# A test CA and a certificate for localhost/127.0.0.1 (as t_https.sh makes them).
+TLS=$T/tls
+mkdir -p "$TLS"
+ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+openssl req -x509 "${ec[@]}" -keyout "$TLS/ca.key" -out "$TLS/ca.pem" -days 2 \
+    -subj "/CN=cas-agent test CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+openssl req "${ec[@]}" -keyout "$TLS/dp.key" -out "$TLS/dp.csr" -subj "/CN=localhost" 2>/dev/null
+printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$TLS/dp.ext"
+openssl x509 -req -in "$TLS/dp.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca.key" -CAcreateserial \
+    -out "$TLS/dp.pem" -days 2 -extfile "$TLS/dp.ext" 2>/dev/null
+CA="\"$TLS/ca.pem\""
+
+write_config ca_file="$CA"
+make_site_key CEN
+make_package "$T/src"
+P=data/payload.bin
+IDS=(CEN00002.1 CEN00071.1 CEN00072.1 CEN00073.1 CEN00074.1 CEN00075.1 CEN00076.1 CEN00077.1
+    CEN00078.1 CEN00079.1 CEN0007A.1 CEN0007B.1)
+mkdir -p "$T/good"
+for c in "${IDS[@]}"; do
+    dp_publish "$T/src" "$T/good" "$c"
+done
+H=$PKG_HASH S=$PKG_SIZE
+dp_start "$T/good"
+GOOD=$DP_URL
+GOOD_HOSTPORT=${GOOD#http://}
+GOOD_HOSTPORT=${GOOD_HOSTPORT%%/*}
+
+# The https DP: CEN00071.1 (listing and files) and CEN00072.1's files answer 302 to the same path
+# on the plain-http DP; everything else is served.
+cat >"$T/https-locations" <<NGINX
+    location $DP_PREFIX/CEN00071.1 { return 302 http://$GOOD_HOSTPORT\$request_uri; }
+    location $DP_PREFIX/CEN00072.1/ { return 302 http://$GOOD_HOSTPORT\$request_uri; }
+    location $DP_PREFIX/ { alias $T/good/; }
+NGINX
+dp_start --tls "$TLS/dp.pem" "$TLS/dp.key" --location "$T/https-locations" "$DP_PREFIX" "$T/good"
+HTTPS=$DP_URL
+
+# start_faultd NAME BIND ROOT RULES -- a cas-faultd; sets FD_URL.
+start_faultd()
+{
+    local name=$1 bind=$2 root=$3 rules=$4 k pid
+    "$FAULTD" --bind "$bind" --root "$root" --rules "$rules" --port-file "$T/$name.port" \
+        --log "$T/$name.log" >/dev/null 2>"$T/$name.err" &
+    pid=$!
+    lib_on_exit "kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null"
+    for ((k = 0; k < 100; k++)); do [[ -s $T/$name.port ]] && break; sleep 0.1; done
+    [[ -s $T/$name.port ]] || fail "cas-faultd $name started on $bind" "$(cat "$T/$name.err")"
+    FD_URL="http://$bind:$(cat "$T/$name.port")$DP_PREFIX"
+    ok "cas-faultd $name listens at $FD_URL"
+}
+
+# Another host: 127.0.0.2 serves the genuine files, but CEN0007A.1's payload is the attacker's.
+mkdir -p "$T/other"
+cp -R "$T/good" "$T/other/${DP_PREFIX#/}"
+{ printf '%s\n' "$ATK_MARK"; head -c 3000 /dev/urandom; } | head -c 3000 >"$T/other/${DP_PREFIX#/}/CEN0007A.1/$P"
+: >"$T/other.rules"
+start_faultd other 127.0.0.2 "$T/other" "$T/other.rules"
+OTHER=$FD_URL
+
+# The redirecting DP (plain http). /hN/... are hops of a chain; /real/... serves the file itself.
+printf '%s\n' "$ATK_MARK" >"$T/secret"
+mkdir -p "$T/fd"
+cp -R "$T/good" "$T/fd/${DP_PREFIX#/}"
+mkdir -p "$T/fd/real/CEN00075.1/data"
+cp "$T/src/$P" "$T/fd/real/CEN00075.1/$P"
+chain()
+{
+    local c=$1 n=$2 k from=$DP_PREFIX/$1/$P
+    for ((k = 1; k < n; k++)); do
+        echo "$from redirect /h$k/$c/$P"
+        from=/h$k/$c/$P
+    done
+    echo "$from redirect /real/CEN00075.1/$P"
+}
+{
+    echo "$DP_PREFIX/CEN00073.1.sums redirect file://$T/secret"
+    echo "$DP_PREFIX/CEN00074.1/$P redirect ftp://127.0.0.1:21/$P"
+    echo "$DP_PREFIX/CEN0007B.1/$P redirect file://$T/secret"
+    chain CEN00075.1 5
+    chain CEN00076.1 6
+    echo "$DP_PREFIX/CEN00077.1/$P redirect-loop"
+    echo "$DP_PREFIX/CEN00078.1.sums redirect $OTHER/CEN00078.1.sums"
+    echo "$DP_PREFIX/CEN00078.1/$P redirect $OTHER/CEN00078.1/$P"
+    echo "$DP_PREFIX/CEN00079.1/$P redirect $GOOD/CEN00079.1/$P"
+    echo "$DP_PREFIX/CEN0007A.1/$P redirect $OTHER/CEN0007A.1/$P"
+} >"$T/fd.rules"
+start_faultd fd 127.0.0.1 "$T/fd" "$T/fd.rules"
+REDIR=$FD_URL
+
+adverts=$(advert_json id=CEN20001 package=CEN00002 version=1 hash="$H" size="$S" locations="$GOOD")
+for c in CEN00071.1 CEN00072.1; do
+    adverts+=,$(advert_json id="AD${c%.1}" package="${c%.1}" version=1 hash="$H" size="$S" locations="$HTTPS")
+done
+for c in "${IDS[@]:3}"; do
+    adverts+=,$(advert_json id="AD${c%.1}" package="${c%.1}" version=1 hash="$H" size="$S" locations="$REDIR")
+done
+write_policy "$T/policy.json" serial=9 adverts="$adverts"
+sign_policy "$PRIV/CEN.key" "$T/policy.json"
+
+echo "# the previous policy: serial 9 applied, CEN20001 ran"
+assert_exit 0 agent policy apply "$T/policy.json"
+assert_exit 0 agent execute CEN20001
+assert_eq 1 "$(proof_runs CEN20001)" "the previous advert ran"
+atk_snapshot 9
+
+# atk_partial_genuine -- whatever a refused job keeps in staging for resume is genuine: files
+# placed in the staging content folder equal the source, part files are prefixes of a source file.
+atk_partial_genuine()
+{
+    local f rel n=0 g size good
+    while IFS= read -r -d '' f; do
+        rel=${f#"$CACHE/.partial/"}
+        case $rel in
+        *.json | *.lock) continue ;;
+        CEN000??.1/CEN000??.1/*)
+            n=$((n + 1))
+            cmp -s "$f" "$T/src/${rel#*/*/}" ||
+                fail "a file kept in staging is the genuine one" "$(_lib_show "$f")"
+            ;;
+        *)
+            n=$((n + 1))
+            size=$(stat -c %s "$f")
+            good=0
+            while IFS= read -r -d '' g; do
+                if [[ $size -le $(stat -c %s "$g") ]] && cmp -s -n "$size" "$f" "$g"; then
+                    good=1
+                fi
+            done < <(find "$T/src" -type f -print0)
+            [[ $good -eq 1 ]] || fail "a part file kept in staging is a prefix of a genuine file" \
+                "$(_lib_show "$f"): $size bytes"
+            ;;
+        esac
+    done < <(find "$CACHE/.partial" -type f -print0 2>/dev/null)
+    ok "the $n file(s) kept in staging for resume hold only genuine bytes"
+}
+
+# refused C CODE WHAT LOC -- advert ADC refused with CODE; ContentTransferManager.log names
+# location LOC failing for WHAT ("the sums listing" or a file) with 0x80072F7C.
+refused()
+{
+    local c=$1 code=$2 what=$3 loc=$4 ad="AD${1%.1}"
+    assert_exit 1 agent execute "$ad"
+    assert_error "$code"
+    atk_nothing_ran "$ad"
+    assert_log_has "$LOGS/CAS.log" "Download failed for content $c under context System, error $code"
+    assert_log_has "$LOGS/execmgr.log" "Content $c is not available for program install.sh, error $code"
+    log_texts "$LOGS/ContentTransferManager.log" |
+        grep -F "Location $loc failed for $what of content $c: error 0x80072F7C (" >/dev/null ||
+        fail "ContentTransferManager.log: location $loc failed for $what of $c with 0x80072F7C" \
+            "$(_lib_tail "$LOGS/ContentTransferManager.log" 6)"
+    ok "ContentTransferManager.log: location $loc failed for $what of $c with 0x80072F7C"
+    assert_no_file "$CACHE/$c"
+    assert_no_file "$CACHE/$c.sums"
+    atk_partial_genuine
+    atk_no_marker
+}
+
+echo "# require_https: an https DP redirecting a file to http"
+write_config ca_file="$CA" require_https=true
+refused CEN00072.1 0x80072F7C "$P" "$HTTPS"
+assert_eq "" "$(dp_requests "$GOOD" | grep -F CEN00072.1 || true)" \
+    "the http DP the redirect pointed at was never asked"
+write_config ca_file="$CA"
+
+echo "# a file redirected to ftp:// or file:// (refused without require_https too)"
+refused CEN00074.1 0x80072F7C "$P" "$REDIR"
+refused CEN0007B.1 0x80072F7C "$P" "$REDIR"
+
+echo "# more than 5 redirects: a chain of 6, and a loop"
+refused CEN00076.1 0x80072F7C "$P" "$REDIR"
+assert_eq 6 "$(grep -c -e "^GET $DP_PREFIX/CEN00076.1/$P " -e "^GET /h[0-9]/CEN00076.1/$P " "$T/fd.log")" \
+    "the agent asked for the path and 5 of its redirects, not the 6th"
+refused CEN00077.1 0x80072F7C "$P" "$REDIR"
+n=$(grep -c "^GET $DP_PREFIX/CEN00077.1/$P" "$T/fd.log")
+((n <= 3 * 6)) || fail "the loop was given up after 5 redirects per attempt" "$n requests"
+ok "the loop was given up after 5 redirects per attempt ($n requests)"
+
+echo "# not over-refused"
+echo "# without require_https the https -> http redirect is followed (the bytes are verified anyway)"
+good()
+{
+    local c=$1 ad="AD${1%.1}"
+    assert_exit 0 agent execute "$ad"
+    assert_eq 1 "$(proof_runs "$ad")" "the program of $ad ran"
+    assert_download_succeeded "$c"
+    assert_same_tree "$T/src" "$CACHE/$c"
+    atk_no_marker
+}
+good CEN00072.1
+dp_requests "$GOOD" | grep -qxF "$DP_PREFIX/CEN00072.1/$P" ||
+    fail "the redirect led to the http DP" "$(dp_requests "$GOOD" | grep CEN00072.1)"
+ok "the redirect led to the http DP"
+echo "# exactly 5 redirects are followed"
+good CEN00075.1
+grep -q "^GET /real/CEN00075.1/$P .*status=200" "$T/fd.log" ||
+    fail "the 5th redirect's target served the file" "$(grep CEN00075.1 "$T/fd.log")"
+ok "the 5th redirect's target served the file"
+echo "# a redirect to another host (127.0.0.2) and to another port is followed, by design"
+good CEN00078.1
+grep -q "^GET $DP_PREFIX/CEN00078.1/$P .*status=200" "$T/other.log" ||
+    fail "127.0.0.2 served the file" "$(cat "$T/other.log")"
+ok "127.0.0.2 served the file"
+assert_log_has "$LOGS/ContentTransferManager.log" "Location $REDIR chosen for file $P of content CEN00078.1"
+good CEN00079.1
+dp_requests "$GOOD" | grep -qxF "$DP_PREFIX/CEN00079.1/$P" ||
+    fail "the other port served the file" "$(dp_requests "$GOOD" | grep CEN00079.1)"
+ok "the other port served the file"
+echo "# ... and what another host serves is still checked: a tampered file there is refused"
+assert_exit 1 agent execute ADCEN0007A
+assert_error 0x80091007
+atk_nothing_ran ADCEN0007A
+X=$(upper "$(file_hash "$T/src/$P")")
+Y=$(upper "$(file_hash "$T/other/${DP_PREFIX#/}/CEN0007A.1/$P")")
+# The warning names the location from the policy, not the host the redirect led to.
+assert_log_has "$LOGS/CAS.log" \
+    "Hash does not match for file $P of content CEN0007A.1 served by $REDIR: expected $X, actual $Y"
+assert_no_file "$CACHE/CEN0007A.1"
+assert_no_file "$CACHE/CEN0007A.1.sums"
+assert_no_file "$CACHE/.partial/CEN0007A.1"
+atk_no_marker
+
+echo "# after the attacks"
+ATK_NEW_ENTRIES=$(for c in CEN00072.1 CEN00075.1 CEN00078.1 CEN00079.1; do echo "$c 3 $S"; done)
+atk_previous_in_force CEN00002.1
+assert_eq 1 "$(proof_runs CEN20001)" "the previous advert did not run again"
+
+echo "# the sums listing redirected: https -> http with require_https, and to file://"
+write_config ca_file="$CA" require_https=true
+refused CEN00071.1 0x80072F7C "the sums listing" "$HTTPS"
+assert_eq "" "$(dp_requests "$GOOD" | grep -F CEN00071.1 || true)" \
+    "the http DP the redirect pointed at was never asked"
+write_config ca_file="$CA"
+refused CEN00073.1 0x80072F7C "the sums listing" "$REDIR"
+echo "# without require_https the listing's downgrade is followed"
+good CEN00071.1
+
+ATK_NEW_ENTRIES+=$'\n'"CEN00071.1 3 $S"
+atk_previous_in_force CEN00002.1
+assert_cmtrace_logs
+done_testing

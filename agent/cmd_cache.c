@@ -168,8 +168,8 @@ int cas_cmd_cache(struct cas_agent *a, int argc, char **argv)
         else
             return cache_usage();
     }
-    if (strcmp(sub, "list") && strcmp(sub, "verify") && strcmp(sub, "delete") &&
-        strcmp(sub, "clean"))
+    if (strcmp(sub, "list") != 0 && strcmp(sub, "verify") != 0 && strcmp(sub, "delete") != 0 &&
+        strcmp(sub, "clean") != 0)
         return cache_usage();
     if (!strcmp(sub, "delete") && !id)
         return cache_usage();

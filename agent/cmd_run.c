@@ -55,7 +55,6 @@ static cas_hr run_lock(struct cas_agent *a, int *fd_out)
                             pid[0] ? pid : "?", a->cfg.state_dir)
                  : cas_fail(cas_err_from_errno(err), "%s: %s", path, strerror(err));
         close(fd);
-        fd = -1;
         goto cleanup;
     }
     int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
@@ -93,9 +92,9 @@ static int run_sleep(time_t until)
         if (now >= until)
             return 0;
         /* Short naps: a signal between the check and the nap costs at most this long. */
-        struct timespec nap = {0, 250 * 1000 * 1000};
+        struct timespec nap = {0, 250L * 1000 * 1000};
         if (until - now < 1)
-            nap.tv_nsec = 100 * 1000 * 1000;
+            nap.tv_nsec = 100L * 1000 * 1000;
         nanosleep(&nap, NULL);
     }
     return 0;

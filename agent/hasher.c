@@ -12,10 +12,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HASHER_CHUNK (512u * 1024u)
+#define HASHER_CHUNK ((size_t)512 * 1024)
 /* The worker is woken once this much is waiting, not for every piece curl hands over (16 KiB):
  * a wake-up per piece costs more than the hashing it hands off. */
-#define HASHER_BATCH (256u * 1024u)
+#define HASHER_BATCH ((size_t)256 * 1024)
 
 struct cas_hasher_stream {
     struct cas_hasher *hs;

@@ -19,7 +19,7 @@
 #include "common/json.h"
 #include "common/timefmt.h"
 
-#define HISTORY_MAX_BYTES (16u * 1024u * 1024u)
+#define HISTORY_MAX_BYTES ((size_t)16 * 1024 * 1024)
 #define HISTORY_LOCK      "history.lock"
 
 static const char *const state_names[] = {"None", "Running", "Succeeded", "Failed", "Retrying"};
@@ -216,7 +216,7 @@ cas_hr cas_history_load(const char *state_dir, struct cas_history *h)
         hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
         goto cleanup;
     }
-    for (const cJSON *o = arr->child; o; o = o->next, i++) {
+    for (const cJSON *o = arr->child; o && i < n; o = o->next, i++) {
         if (rec_from_json(o, &h->recs[i]) != 0 || cas_history_find(h, h->recs[i].id)) {
             hr = cas_fail(CAS_E_INVALID_DATA, "%s: adverts[%zu]: missing or malformed field", path,
                           i);

@@ -5,7 +5,9 @@
 #include "agent/keychange_fetch.h"
 #include "agent/sandbox.h"
 
+#include <ctype.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,16 +68,20 @@ static cas_hr kc_peek(const char *in, size_t in_len, char *answer, size_t size)
 static cas_hr kc_sandboxed_reader(const void *doc, size_t doc_len, char site[4],
                                   char key_id[CAS_KEYID_HEX + 1], uint64_t *serial)
 {
-    char answer[64];
+    char answer[64], *end = NULL;
+    const char *num = answer + 5 + CAS_KEYID_HEX;
     unsigned long long n = 0;
-    int used = 0;
     cas_hr hr = cas_sandbox_ask(kc_peek, doc, doc_len, answer, sizeof(answer));
     if (hr != CAS_OK)
         return hr;
-    if (strlen(answer) < 3 + 1 + CAS_KEYID_HEX + 2 || answer[3] != ' ' ||
-        answer[4 + CAS_KEYID_HEX] != ' ' ||
-        sscanf(answer + 5 + CAS_KEYID_HEX, "%llu%n", &n, &used) != 1 ||
-        answer[5 + CAS_KEYID_HEX + used] != '\0')
+    /* The serial is digits only and must fit: strtoull alone would take a sign or spaces and
+     * turn "-1" into 2^64 - 1, and sscanf's %llu may do anything on an overflow. */
+    if (strlen(answer) >= 3 + 1 + CAS_KEYID_HEX + 2 && answer[3] == ' ' &&
+        answer[4 + CAS_KEYID_HEX] == ' ' && isdigit((unsigned char)*num)) {
+        errno = 0;
+        n = strtoull(num, &end, 10);
+    }
+    if (!end || errno == ERANGE || *end != '\0')
         return cas_fail(CAS_E_INVALID_DATA, "the sandboxed key-change reader gave no answer");
     memcpy(site, answer, 3);
     site[3] = '\0';

@@ -319,7 +319,7 @@ cas_hr cas_sandbox_call(int (*fn)(const char *in, size_t in_len, char *out, size
             kill(pid, SIGKILL);
             hr = cas_fail(CAS_E_TIMEOUT, "the sandboxed reader did not end within 10 s");
         } else if (w == 0) {
-            nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+            nanosleep(&(struct timespec){0, 10L * 1000 * 1000}, NULL);
         }
     }
     if (hr != CAS_OK)
@@ -354,7 +354,6 @@ cas_hr cas_sandbox_ask(cas_hr (*fn)(const char *in, size_t in_len, char *answer,
 {
     char buf[1400];
     unsigned code = 0;
-    int used = 0;
     cas_hr hr;
 
     if (size == 0 || size > sizeof(buf) - 1)
@@ -368,13 +367,16 @@ cas_hr cas_sandbox_ask(cas_hr (*fn)(const char *in, size_t in_len, char *answer,
         snprintf(answer, size, "%s", buf + 1);
         return CAS_OK;
     }
-    if (buf[0] == '-' && sscanf(buf + 1, "%8X %n", &code, &used) == 1 && used > 0 &&
-        (code & 0x80000000u)) {
-        for (char *c = buf + 1 + used; *c; c++) {
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                *c = '?';
+    /* "-XXXXXXXX detail", as sb_ask_child writes it: exactly 8 hex digits, then a space. */
+    if (buf[0] == '-' && strspn(buf + 1, "0123456789ABCDEF") == 8 && buf[9] == ' ') {
+        code = (unsigned)strtoul(buf + 1, NULL, 16);
+        if (code & 0x80000000u) {
+            for (char *c = buf + 10; *c; c++) {
+                if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                    *c = '?';
+            }
+            return cas_fail((cas_hr)code, "%s", buf + 10);
         }
-        return cas_fail((cas_hr)code, "%s", buf + 1 + used);
     }
     return cas_fail(CAS_E_INVALID_DATA, "the sandboxed reader gave no usable answer");
 }

@@ -42,7 +42,7 @@ enum {
 };
 
 #define HDR_SIZE      8u
-#define DATA_MAX      (64u * 1024u)
+#define DATA_MAX      ((size_t)64 * 1024)
 #define MSG_MAX       (HDR_SIZE + DATA_MAX)
 #define TEXT_MAX      512u
 #define HEADER_MAX    8192u /* an ETag or Last-Modified value */
@@ -751,7 +751,7 @@ static void br_reap(pid_t pid)
         pid_t r = waitpid(pid, NULL, WNOHANG);
         if (r == pid || (r < 0 && errno == ECHILD))
             return;
-        nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
+        nanosleep(&(struct timespec){0, 10L * 1000 * 1000}, NULL);
     }
     kill(pid, SIGKILL);
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)

@@ -18,7 +18,7 @@
 #include "common/sig.h"
 
 /* An error page is read and thrown away, but only this much of it. */
-#define XFER_ERROR_BODY_MAX (64u * 1024u)
+#define XFER_ERROR_BODY_MAX ((size_t)64 * 1024)
 
 struct xfer {
     CURL *easy;
@@ -431,7 +431,7 @@ static void tc_load_blob(const char *path, struct curl_blob *blob)
 {
     char *data = NULL;
     size_t len = 0;
-    if (!path || cas_fs_read_file(path, 1024u * 1024u, &data, &len) != CAS_OK)
+    if (!path || cas_fs_read_file(path, (size_t)1024 * 1024, &data, &len) != CAS_OK)
         return;
     blob->data = data;
     blob->len = len;
@@ -450,7 +450,7 @@ static char *tc_pin_from_file(const char *path)
     BIO *bio = NULL;
     int der_len;
 
-    if (cas_fs_read_file(path, 1024u * 1024u, &data, &len) != CAS_OK)
+    if (cas_fs_read_file(path, (size_t)1024 * 1024, &data, &len) != CAS_OK)
         return NULL;
     bio = BIO_new_mem_buf(data, (int)len);
     if (bio)

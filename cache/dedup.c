@@ -22,8 +22,8 @@
 #include "common/path.h"
 
 /* The same bound cache.c puts on reading a listing. */
-#define DEDUP_SUMS_MAX (256u * 1024u * 1024u)
-#define DEDUP_BUF      (256u * 1024u)
+#define DEDUP_SUMS_MAX ((size_t)256 * 1024 * 1024)
+#define DEDUP_BUF      ((size_t)256 * 1024)
 
 struct dedup_row {
     const char *line; /* "<hex>  <path>" NUL-terminated, inside an entry's listing buffer */

@@ -18,7 +18,7 @@
 #include "common/path.h"
 #include "common/timefmt.h"
 
-#define INDEX_MAX (16u * 1024u * 1024u)
+#define INDEX_MAX ((size_t)16 * 1024 * 1024)
 
 static int meta_cmp(const void *a, const void *b)
 {

@@ -277,8 +277,8 @@ static cas_hr apply(const char *buf, size_t len, struct cas_config *cfg)
     cas_hr hr;
 
     if (len > CAS_CONFIG_MAX_BYTES)
-        return cas_fail(CAS_E_TOO_LARGE, "configuration: %zu bytes, more than the limit of %u", len,
-                        CAS_CONFIG_MAX_BYTES);
+        return cas_fail(CAS_E_TOO_LARGE, "configuration: %zu bytes, more than the limit of %zu",
+                        len, CAS_CONFIG_MAX_BYTES);
     hr = cas_json_parse(buf, len, CONFIG_MAX_DEPTH, "configuration", &root);
     if (hr == CAS_E_INVALID_DATA) {
         char why[512];

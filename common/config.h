@@ -9,7 +9,7 @@
 #include "error.h"
 
 #define CAS_CONFIG_DEFAULT_PATH "/etc/cas-agent/agent.json"
-#define CAS_CONFIG_MAX_BYTES    (1024u * 1024u)
+#define CAS_CONFIG_MAX_BYTES    ((size_t)1024 * 1024)
 #define CAS_CONFIG_MAX_CODES    32
 
 struct cas_config {

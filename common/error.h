@@ -78,6 +78,11 @@ cas_hr cas_err_at(unsigned idx);
  * caller can print "error 0x...: <detail>". cas_fail() returns `code` for `return cas_fail(...)`.
  */
 cas_hr cas_fail(cas_hr code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#ifdef __clang_analyzer__
+/* clang-tidy's analyzer sees one file at a time: show it that cas_fail() returns `code`, or it
+ * takes `return cas_fail(...)` for a possible success and reports paths that cannot happen. */
+#define cas_fail(code, ...) (cas_fail((code), __VA_ARGS__), (cas_hr)(code))
+#endif
 const char *cas_err_detail(void);
 void cas_err_clear(void);
 

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,11 +44,14 @@ cas_hr cas_fs_read_file(const char *path, size_t max, char **buf_out, size_t *le
     }
     for (;;) {
         if (len + 1 >= cap) {
-            if (cap > max + 1) {
+            if (cap - 1 > max) { /* cap >= 1: cap > max + 1 without wrapping */
                 hr = cas_fail(CAS_E_TOO_LARGE, "%s: more than the %zu bytes allowed", path, max);
                 goto cleanup;
             }
-            size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
+            /* Room for max + 1 bytes (one past the limit shows the file grew) and the NUL;
+             * computed so that a max near SIZE_MAX cannot wrap round to a tiny buffer. */
+            size_t limit = max < SIZE_MAX - 2 ? max + 2 : SIZE_MAX;
+            size_t ncap = cap < limit / 2 ? cap * 2 : limit;
             char *nbuf = realloc(buf, ncap);
             if (!nbuf) {
                 hr = cas_fail(CAS_E_OUTOFMEMORY, "out of memory reading %s", path);

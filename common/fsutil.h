@@ -22,9 +22,9 @@ cas_hr cas_fs_write_atomic(const char *path, const void *data, size_t len, mode_
 /* mkdir -p with the given mode for created folders. */
 cas_hr cas_fs_mkdirs(const char *path, mode_t mode);
 
-/* Remove a file tree below dirfd/name without following symbolic links (a planted link is
+/* Remove a file tree below dfd/name without following symbolic links (a planted link is
  * removed, never followed). Missing: CAS_OK. */
-cas_hr cas_fs_remove_tree_at(int dirfd, const char *name);
+cas_hr cas_fs_remove_tree_at(int dfd, const char *name);
 cas_hr cas_fs_remove_tree(const char *path);
 
 /* fsync a folder by path. */

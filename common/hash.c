@@ -11,7 +11,7 @@
 #include <openssl/evp.h>
 
 /* Large enough that a multi-gigabyte package is not dominated by syscalls. */
-#define CAS_HASH_CHUNK (128u * 1024u)
+#define CAS_HASH_CHUNK ((size_t)128 * 1024)
 
 struct cas_hash {
     EVP_MD_CTX *ctx;

@@ -195,12 +195,14 @@ static cas_hr check_duplicates(const cJSON *node, const char *what)
         for (const cJSON *c = node->child; c; c = c->next)
             n++;
         if (n > 1) {
+            // NOLINTNEXTLINE(bugprone-sizeof-expression): keys is an array of pointers
             const cJSON **keys = malloc(n * sizeof(*keys));
             if (!keys)
                 return cas_fail(CAS_E_OUTOFMEMORY, "%s: out of memory", what);
             size_t i = 0;
             for (const cJSON *c = node->child; c; c = c->next)
                 keys[i++] = c;
+            // NOLINTNEXTLINE(bugprone-sizeof-expression): keys is an array of pointers
             qsort(keys, n, sizeof(*keys), cmp_key);
             for (i = 1; i < n; i++) {
                 if (strcmp(keys[i - 1]->string, keys[i]->string) == 0) {
@@ -299,7 +301,7 @@ cas_hr cas_json_read_serial(const char *path, uint64_t *serial)
     char *buf = NULL;
     size_t len = 0;
     cJSON *root = NULL;
-    cas_hr hr = cas_fs_read_file(path, 64u * 1024u, &buf, &len);
+    cas_hr hr = cas_fs_read_file(path, (size_t)64 * 1024, &buf, &len);
 
     *serial = 0;
     if (hr == CAS_E_FILE_MISSING)

@@ -61,9 +61,9 @@ struct cas_logread;
  * reading then loses nothing already there). With `follow`, reading does not stop at the end of
  * NAME.log: each later cas_logread_next() reads what was appended since, and when NAME.log was
  * rotated away it finishes the old file, then reads every newer file in order (several
- * rotations between two calls included). A log with no file yet is fine when following (*r
+ * rotations between two calls included). A log with no file yet is fine when following (*out
  * waits for NAME.log); otherwise CAS_E_FILE_MISSING naming NAME.log. */
-cas_hr cas_logread_open(const char *dir, const char *stem, int follow, struct cas_logread **r);
+cas_hr cas_logread_open(const char *dir, const char *stem, int follow, struct cas_logread **out);
 
 /* The next line. *what says whether it was a record (then in *rec), a line that is not one, or
  * the end. A final line without a line break counts as a line (when following, only once the

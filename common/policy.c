@@ -673,7 +673,7 @@ cas_hr cas_policy_parse(const char *buf, size_t len, struct cas_policy *out)
     memset(out, 0, sizeof(*out));
     memset(&p, 0, sizeof(p));
     if (len > CAS_POLICY_MAX_BYTES)
-        return cas_fail(CAS_E_TOO_LARGE, "policy: %zu bytes, more than the limit of %u", len,
+        return cas_fail(CAS_E_TOO_LARGE, "policy: %zu bytes, more than the limit of %zu", len,
                         CAS_POLICY_MAX_BYTES);
 
     hr = cas_json_parse(buf, len, CAS_POLICY_MAX_DEPTH, "policy", &root);

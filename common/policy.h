@@ -9,7 +9,7 @@
 #include "error.h"
 #include "hash.h"
 
-#define CAS_POLICY_MAX_BYTES (4u * 1024u * 1024u)
+#define CAS_POLICY_MAX_BYTES ((size_t)4 * 1024 * 1024)
 #define CAS_POLICY_MAX_DEPTH 16
 
 enum cas_rerun { CAS_RERUN_NEVER = 0, CAS_RERUN_IF_FAILED, CAS_RERUN_ALWAYS };

@@ -19,7 +19,7 @@
 
 #include "common/fsutil.h"
 
-#define SIG_MAX_KEY_FILE (1024u * 1024u)
+#define SIG_MAX_KEY_FILE ((size_t)1024 * 1024)
 #define SIG_RSA_MIN_BITS 2048
 
 char *cas_sig_trusted_key_path(const char *trusted_keys_dir, const char *site)

@@ -9,8 +9,8 @@
 
 #include "error.h"
 
-#define CAS_SIG_MAX_BYTES (64u * 1024u)
-#define CAS_KEYID_HEX     16 /* first 8 bytes of SHA-256(SubjectPublicKeyInfo DER), upper hex */
+#define CAS_SIG_MAX_BYTES 65536u /* 64 KiB */
+#define CAS_KEYID_HEX     16     /* first 8 bytes of SHA-256(SubjectPublicKeyInfo DER), upper hex */
 
 /* Path of the key trusted for `site`: <dir>/<SITE>.pem (malloc'd). */
 char *cas_sig_trusted_key_path(const char *trusted_keys_dir, const char *site);

@@ -25,7 +25,7 @@
     "package build --source DIR --package ID --version N --dp DIR [--alg sha256|sha1] [--force] "  \
     "[--print-size]"
 
-#define CAS_SITE_COPY_BUF (128u * 1024u)
+#define CAS_SITE_COPY_BUF ((size_t)128 * 1024)
 
 struct cas_site_build {
     const char *source;
@@ -126,6 +126,9 @@ static cas_hr cas_site_copy_entry(struct cas_site_build *b, const struct cas_sum
 
     /* O_NONBLOCK: a FIFO put in place of a listed file must not hang the build. It changes
      * nothing for a regular file. */
+    /* walk_parent sets leaf when it returns CAS_OK; the analyzer thinks its failure code
+     * cas_err_from_errno(errno) may be CAS_OK after a failed dup(). */
+    // NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): leaf is set, see above
     sfd = openat(sdir, leaf, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (sfd < 0) {
         int err = errno;

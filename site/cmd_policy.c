@@ -48,9 +48,9 @@
 
 /* --no-check also admits documents over the agent's limit, so that the agent's refusal of them
  * can be tested; this only bounds memory. */
-#define CAS_SITE_UNCHECKED_MAX_BYTES (64u * 1024u * 1024u)
+#define CAS_SITE_UNCHECKED_MAX_BYTES ((size_t)64 * 1024 * 1024)
 /* The agent's limit on a sums listing: a longer one could never be downloaded. */
-#define CAS_SITE_SUMS_MAX (64u * 1024u * 1024u)
+#define CAS_SITE_SUMS_MAX ((size_t)64 * 1024 * 1024)
 /* The validator's limit (cas_json_is_int: 2^53 - 1), so every serial is exact in a JSON number.
  * docs/formats.md says "<= 2^53"; the agent refuses 2^53 itself. */
 #define CAS_SITE_SERIAL_MAX 9007199254740991ULL

@@ -25,6 +25,10 @@ int cas_site_report(cas_hr hr);
 /* Print "cas-site: <why>; usage: cas-site <usage>" as one line on stderr and return
  * CAS_SITE_EXIT_USAGE. */
 int cas_site_usage(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#ifdef __clang_analyzer__
+/* As cas_fail() in common/error.h: show the analyzer the constant result. */
+#define cas_site_usage(...) (cas_site_usage(__VA_ARGS__), CAS_SITE_EXIT_USAGE)
+#endif
 
 /* getopt_long over argv (argv[0] = the subcommand), reporting unknown options and missing
  * arguments as usage errors. Returns the option character, -1 at the end, or '?' after printing

@@ -194,7 +194,7 @@ static int setup(void **state)
     e->ad.version = 2;
     strcpy(e->ad.content_id, "CEN00002.2");
     e->ad.alg = CAS_HASH_SHA256;
-    strcpy(e->ad.hash, e->pkg_hash);
+    snprintf(e->ad.hash, sizeof(e->ad.hash), "%s", e->pkg_hash);
     e->ad.size = strlen(A_TXT) + strlen(C_TXT);
     e->ad.locations = e->locations;
     e->ad.n_locations = 2;

@@ -382,6 +382,7 @@ static void test_damaged_files_refused(void **state)
         /* id */
         "{\"adverts\":[{\"state\":\"Failed\"}]}",
         "{\"adverts\":[{\"id\":7,\"state\":\"Failed\"}]}",
+        // NOLINTNEXTLINE(bugprone-suspicious-missing-comma): GOOD_FP spliced into one string
         "{\"adverts\":[{\"id\":\"" GOOD_FP "x\",\"state\":\"Failed\"}]}",
         /* duplicate ids */
         "{\"adverts\":[{\"id\":\"CEN20001\",\"state\":\"Succeeded\",\"runs\":1},"

@@ -26,7 +26,7 @@
 #include "common/log.h"
 
 #define SYSTEM_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define NO_CODE     -12345
+#define NO_CODE     (-12345)
 
 struct fixture {
     char dir[64];  /* scripts and the program's working folder (0755: other users can enter) */
@@ -492,9 +492,11 @@ static char *env_of_run(const struct fixture *f, const char *user)
     qsort(lines, n, sizeof(lines[0]), cmp_str);
     char *sorted = calloc(1, total + 2);
     assert_non_null(sorted);
-    for (size_t i = 0; i < n; i++) {
-        strcat(sorted, lines[i]);
-        strcat(sorted, "\n");
+    for (size_t i = 0, at = 0; i < n; i++) {
+        size_t len = strlen(lines[i]);
+        memcpy(sorted + at, lines[i], len);
+        sorted[at + len] = '\n';
+        at += len + 1;
     }
     free(out);
     /* The next run of this test reads only its own lines. */
@@ -510,7 +512,8 @@ static void test_environment_exactly_five(void **state)
     struct passwd *pw = getpwuid(geteuid());
     assert_non_null(pw);
     char *want = NULL, *env;
-    char *old_lang = getenv("LANG") ? strdup(getenv("LANG")) : NULL;
+    const char *lang = getenv("LANG");
+    char *old_lang = lang ? strdup(lang) : NULL;
 
     setenv("CAS_TEST_CANARY", "must-not-reach-the-program", 1);
     setenv("LANG", "de_DE.UTF-8", 1);

@@ -797,7 +797,7 @@ static void test_call_answer(void **state)
     /* It runs in another process. */
     assert_int_equal(cas_sandbox_call(fn_echo, "xy", 2, out, sizeof(out)), CAS_OK);
     assert_int_equal(strncmp(out, "+xy:", 4), 0);
-    assert_int_not_equal(atoi(out + 4), (int)getpid());
+    assert_int_not_equal((int)strtol(out + 4, NULL, 10), (int)getpid());
 }
 
 static int fn_identity(const char *in, size_t in_len, char *out, size_t out_size)

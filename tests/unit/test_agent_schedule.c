@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "agent/exitcode.h"
@@ -37,7 +38,7 @@ static struct cas_history_rec mk_rec(enum cas_run_state state, const char *fp, u
     struct cas_history_rec r;
     memset(&r, 0, sizeof(r));
     strcpy(r.id, "CEN20001");
-    strcpy(r.fingerprint, fp);
+    snprintf(r.fingerprint, sizeof(r.fingerprint), "%s", fp);
     r.state = state;
     r.runs = runs;
     return r;

@@ -464,7 +464,7 @@ static void test_large_cache_loads_fast(void **state)
         }
         snprintf(name, sizeof(name), "%s/CEN%05X.1", f->cachedir, e + 0x100);
         assert_int_equal(mkdir(name, 0755), 0);
-        strcat(name, ".sums");
+        snprintf(name, sizeof(name), "%s/CEN%05X.1.sums", f->cachedir, e + 0x100);
         FILE *fp = fopen(name, "w"); /* no fsync: 2000 of them would be most of the test */
         assert_non_null(fp);
         assert_int_equal(fwrite(listing, 1, len, fp), len);

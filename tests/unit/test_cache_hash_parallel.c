@@ -32,11 +32,14 @@ static int setup(void **state)
         snprintf(rel, sizeof(rel), "%s/d%d/f%03d", dir, i % 3, i);
         size_t n = (size_t)i * 97;
         char *buf = malloc(n + 1);
+        if (!buf)
+            return -1;
         for (size_t k = 0; k < n; k++)
             buf[k] = (char)(k * 31 + (size_t)i);
-        if (cas_fs_write_atomic(rel, buf, n, 0644) != CAS_OK)
-            return -1;
+        cas_hr hr = cas_fs_write_atomic(rel, buf, n, 0644);
         free(buf);
+        if (hr != CAS_OK)
+            return -1;
     }
     return 0;
 }

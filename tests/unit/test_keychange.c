@@ -44,7 +44,7 @@ static void key_id(EVP_PKEY *k, char *out)
     assert_true(n > 0);
     assert_int_equal(EVP_Digest(der, (size_t)n, md, &mdlen, EVP_sha256(), NULL), 1);
     OPENSSL_free(der);
-    for (int i = 0; i < CAS_KEYID_HEX / 2; i++)
+    for (size_t i = 0; i < CAS_KEYID_HEX / 2; i++)
         sprintf(out + 2 * i, "%02X", md[i]);
 }
 

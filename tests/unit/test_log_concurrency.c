@@ -68,6 +68,7 @@ static size_t scan_file(const char *path, unsigned char (*seen)[THREADS][RECORDS
         if (len == 0 || line[len - 1] != '\n' || strncmp(line, "<![LOG[record p", 15) != 0 ||
             !strstr(line, "]LOG]!><time=\"") || strcmp(line + len - 3, "\">\n") != 0)
             fail_msg("%s: a record that is not whole: %.120s", path, line);
+        // NOLINTNEXTLINE(cert-err34-c): the test's own records, and each number is range-checked
         if (sscanf(line, "<![LOG[record p%d t%d n%d ", &p, &t, &i) != 3 || p < 0 || p >= PROCS ||
             t < 0 || t >= THREADS || i < 0 || i >= RECORDS)
             fail_msg("%s: unexpected record: %.120s", path, line);

@@ -273,9 +273,10 @@ static void test_truncations(void **state)
             fail_msg("accepted the first %zu bytes", k);
         free(copy);
     }
+    // NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI): n = strlen(good) > 0
     char *copy = malloc(n);
     assert_non_null(copy);
-    memcpy(copy, good, n);
+    memcpy(copy, good, n); // NOLINT(bugprone-not-null-terminated-result): no NUL, on purpose
     assert_int_equal(cas_logread_parse(copy, n, &rec), CAS_OK);
     free(copy);
 }
@@ -337,15 +338,19 @@ static void test_lengths(void **state)
     size_t max = CAS_LOGREAD_LINE_MAX;
     char *line = malloc(max + 3);
     assert_non_null(line);
-    /* Exactly the longest line (plus CRLF), then one byte more. */
-    memcpy(line, "<![LOG[", 7);
+    /* Exactly the longest line (plus CRLF), then one byte more. Unterminated on purpose: the
+     * parser must stay within the length it is given. */
+    memcpy(line, "<![LOG[", 7); // NOLINT(bugprone-not-null-terminated-result): no NUL, on purpose
     memset(line + 7, 'a', max - 7 - tl);
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result): no NUL, on purpose
     memcpy(line + max - tl, tail, tl);
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result): no NUL, on purpose
     memcpy(line + max, "\r\n", 2);
     assert_int_equal(cas_logread_parse(line, max + 2, &rec), CAS_OK);
     assert_int_equal(rec.len, max - 7 - tl);
-    memcpy(line, "<![LOG[", 7);
+    memcpy(line, "<![LOG[", 7); // NOLINT(bugprone-not-null-terminated-result): no NUL, on purpose
     memset(line + 7, 'a', max + 1 - 7 - tl);
+    // NOLINTNEXTLINE(bugprone-not-null-terminated-result): no NUL, on purpose
     memcpy(line + max + 1 - tl, tail, tl);
     assert_int_equal(cas_logread_parse(line, max + 1, &rec), CAS_E_INVALID_DATA);
     assert_non_null(strstr(cas_err_detail(), "too long"));
@@ -657,7 +662,7 @@ static void test_follow_real_writer(void **state)
         if (what == CAS_LOGREAD_END)
             break;
         assert_int_equal(what, CAS_LOGREAD_RECORD);
-        int v = atoi(rec.text + 7);
+        int v = (int)strtol(rec.text + 7, NULL, 10);
         if (first < 0)
             first = v;
         else

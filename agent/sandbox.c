@@ -275,15 +275,14 @@ cas_hr cas_sandbox_call(int (*fn)(const char *in, size_t in_len, char *out, size
         signal(SIGPIPE, SIG_IGN);
         if (fd < 0 || !answer || cas_sandbox_enter(NULL, NULL, NULL) != CAS_OK)
             _exit(3);
-        if (fn(in, in_len, answer, out_size) != 0) {
-            free(answer);
-            _exit(1);
+        int rc = 1;
+        if (fn(in, in_len, answer, out_size) == 0) {
+            answer[out_size - 1] = '\0';
+            size_t n = strlen(answer);
+            rc = write(fd, answer, n) == (ssize_t)n ? 0 : 2;
         }
-        answer[out_size - 1] = '\0';
-        size_t n = strlen(answer);
-        int ok = write(fd, answer, n) == (ssize_t)n;
         free(answer); /* not needed, but a child under valgrind reports it lost otherwise */
-        _exit(ok ? 0 : 2);
+        _exit(rc);
     }
     close(p[1]);
     /* A child stuck in a pathological parse must not hold the agent: 10 s, then it is killed. */

@@ -432,7 +432,8 @@ NBW_MIN=$(((BIG + maxw - 1) / maxw))
 nw=$(count_calls "$DRY" '^[0-9]+ +write\(')
 NW_MIN=$((nw - nbw + NBW_MIN))
 # Sealing: each file read-only (the program 0555), once.
-SEAL_RE="f?chmod(at)?\\(.*\"$STAGE_RE/$CRE/[^\"]+\", 0(444|555)"
+# The seal opens each file (O_NOFOLLOW, a second name refused) and fchmods it: fchmod(fd<path>, mode).
+SEAL_RE="f?chmod(at)?\\((.*\"$STAGE_RE/$CRE/[^\"]+\"|[0-9]+<$STAGE_RE/$CRE/[^>]+>), 0(444|555)"
 nseal=$(count_calls "$DRY" "^[0-9]+ +$SEAL_RE")
 assert_eq "$PKG_FILES" "$nseal" "the commit seals every file with one chmod each"
 echo "# dry run: $nw writes by the main thread, $nbw of them to big.bin's part (largest $maxw bytes)"
@@ -493,7 +494,7 @@ point_at "$DRY" download "seal: chmod the content folder" "chmod(at)?\\(.*\"$STA
 for occ in 1 last; do
     point_at "$DRY" download "seal: chmod $occ of $nseal files" "$SEAL_RE" "$occ"
 done
-point_at "$DRY" download "seal: chmod of the program (0555)" "f?chmod(at)?\\(.*\"$STAGE_RE/$CRE/install\\.sh\", 0555"
+point_at "$DRY" download "seal: chmod of the program (0555)" "f?chmod(at)?\\((.*\"$STAGE_RE/$CRE/install\\.sh\"|[0-9]+<$STAGE_RE/$CRE/install\\.sh>), 0555"
 point_at "$DRY" download "syncfs" "syncfs\\("
 point_at "$DRY" download "listing: create the temp file" "openat\\(.*\"$TMP_RE\", O_RDWR\\|O_CREAT\\|O_EXCL"
 point_at "$DRY" download "listing: fchmod the temp file" "fchmod\\([0-9]+<$TMP_RE>"

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/transfer_broker.h"
 #include "common/log.h"
 
 static cas_hr agent_log_start(const struct cas_config *cfg)
@@ -110,7 +111,7 @@ cas_hr cas_agent_transfer(struct cas_agent *a, struct cas_transfer **out)
         a->transfer = NULL;
     }
     if (!a->transfer) {
-        cas_hr hr = cas_transfer_new(&a->cfg, 1, &a->transfer);
+        cas_hr hr = cas_transfer_broker_new(&a->cfg, NULL, &a->transfer);
         if (hr != CAS_OK)
             return hr;
     }

@@ -372,35 +372,6 @@ static cas_hr dl_fetch_listing(struct dl_job *j, struct cas_sums *sums, char *ac
 
 /* ---- files on disk ---- */
 
-/* Open the parent folder of rel inside the content folder, creating it one segment at a time
- * with O_NOFOLLOW so nothing planted in the staging area redirects a write outside it. */
-static int dl_open_parent(int root, const char *rel, const char **leaf)
-{
-    int fd = dup(root);
-    const char *p = rel;
-    char seg[CAS_PATH_SEG_MAX + 1];
-    for (;;) {
-        const char *slash = strchr(p, '/');
-        if (!slash) {
-            *leaf = p;
-            return fd;
-        }
-        size_t n = (size_t)(slash - p);
-        memcpy(seg, p, n);
-        seg[n] = '\0';
-        if (mkdirat(fd, seg, 0755) != 0 && errno != EEXIST) {
-            close(fd);
-            return -1;
-        }
-        int next = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        close(fd);
-        if (next < 0)
-            return -1;
-        fd = next;
-        p = slash + 1;
-    }
-}
-
 static void dl_part_names(const struct dl_file *f, char *part, char *side, size_t size)
 {
     snprintf(part, size, "%06zu.part", f->index);
@@ -736,7 +707,7 @@ static void dl_discard_part(struct dl_job *j, struct dl_xfer *x)
 static int dl_place_part(struct dl_job *j, struct dl_file *f, const char *part)
 {
     const char *leaf = NULL;
-    int parent = dl_open_parent(j->content_fd, f->e->path, &leaf);
+    int parent = cas_fs_open_parent_at(j->content_fd, f->e->path, 1, &leaf);
     if (parent < 0) {
         dl_set_fatal(j, cas_err_from_errno(errno), "creating the folder of a file");
         return 0;
@@ -940,7 +911,7 @@ static int dl_already_placed(struct dl_job *j, struct dl_file *f)
 {
     const char *leaf = NULL;
     char hex[CAS_HASH_MAX_HEX + 1];
-    int parent = dl_open_parent(j->content_fd, f->e->path, &leaf);
+    int parent = cas_fs_open_parent_at(j->content_fd, f->e->path, 1, &leaf);
     int ok = 0;
     if (parent < 0)
         return 0;

@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/timefmt.h"
+
 #ifndef SYS_landlock_create_ruleset
 #define SYS_landlock_create_ruleset 444
 #define SYS_landlock_add_rule       445
@@ -241,12 +243,18 @@ int cas_sandbox_child_fds(int keep)
     return sb_close_fds(keep);
 }
 
-/* Milliseconds left of the 10 s a sandboxed reader is given, counted from t0. */
-static int sb_left_ms(const struct timespec *t0)
+/* Milliseconds left of the 10 s a sandboxed reader is given, counted from t0 (seconds). */
+static int sb_left_ms(double t0)
 {
-    struct timespec tn;
-    clock_gettime(CLOCK_MONOTONIC, &tn);
-    return 10000 - (int)((tn.tv_sec - t0->tv_sec) * 1000 + (tn.tv_nsec - t0->tv_nsec) / 1000000);
+    return 10000 - (int)((cas_mono_now() - t0) * 1000.0);
+}
+
+void cas_sandbox_clean(char *s)
+{
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            *s = '?';
+    }
 }
 
 cas_hr cas_sandbox_call(int (*fn)(const char *in, size_t in_len, char *out, size_t out_size),
@@ -286,11 +294,10 @@ cas_hr cas_sandbox_call(int (*fn)(const char *in, size_t in_len, char *out, size
     }
     close(p[1]);
     /* A child stuck in a pathological parse must not hold the agent: 10 s, then it is killed. */
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = cas_mono_now();
     for (;;) {
         struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-        int left = sb_left_ms(&t0);
+        int left = sb_left_ms(t0);
         int r = left > 0 ? poll(&pfd, 1, left) : 0;
         if (r < 0 && errno == EINTR)
             continue;
@@ -314,7 +321,7 @@ cas_hr cas_sandbox_call(int (*fn)(const char *in, size_t in_len, char *out, size
         pid_t w = waitpid(pid, &status, hr == CAS_OK ? WNOHANG : 0);
         if (w == pid || (w < 0 && errno != EINTR))
             break;
-        if (w == 0 && sb_left_ms(&t0) <= 0) {
+        if (w == 0 && sb_left_ms(t0) <= 0) {
             kill(pid, SIGKILL);
             hr = cas_fail(CAS_E_TIMEOUT, "the sandboxed reader did not end within 10 s");
         } else if (w == 0) {
@@ -370,10 +377,7 @@ cas_hr cas_sandbox_ask(cas_hr (*fn)(const char *in, size_t in_len, char *answer,
     if (buf[0] == '-' && strspn(buf + 1, "0123456789ABCDEF") == 8 && buf[9] == ' ') {
         code = (unsigned)strtoul(buf + 1, NULL, 16);
         if (code & 0x80000000u) {
-            for (char *c = buf + 10; *c; c++) {
-                if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                    *c = '?';
-            }
+            cas_sandbox_clean(buf + 10);
             return cas_fail((cas_hr)code, "%s", buf + 10);
         }
     }

@@ -54,6 +54,10 @@ int cas_sandbox_child_fds(int keep);
 cas_hr cas_sandbox_call(int (*fn)(const char *in, size_t in_len, char *out, size_t out_size),
                         const char *in, size_t in_len, char *out, size_t out_size);
 
+/* Replace control characters (and DEL) in text a sandboxed child sent by '?', so it can reach a
+ * log or a terminal. */
+void cas_sandbox_clean(char *s);
+
 /* Ask a question of an unauthenticated document in the sandbox: fn runs in a child entered as
  * for cas_sandbox_call and either fills `answer` (CAS_OK) or fails; its failure comes back as the
  * same code with its detail (control characters replaced). The answer is a hint, as above. */

@@ -87,9 +87,4 @@ void cas_transfer_curl_watch(struct cas_transfer *t, int fd);
 /* Abort the curl transfer submitted with `tag`; its completion is not reported. */
 void cas_transfer_curl_cancel(struct cas_transfer *t, void *tag);
 
-/* The agent's transfer: with use_broker, libcurl runs in a forked child that has dropped root
- * and entered the sandbox (agent/sandbox.h) before it reads a byte from the network; bodies
- * and answers come back over a socket (agent/transfer_broker.c). Without, curl in-process. */
-cas_hr cas_transfer_new(const struct cas_config *cfg, int use_broker, struct cas_transfer **out);
-
 #endif

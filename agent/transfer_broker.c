@@ -30,6 +30,7 @@
 #include "agent/transfer.h"
 #include "agent/transfer_broker.h"
 #include "common/log.h"
+#include "common/timefmt.h"
 
 enum {
     MSG_SUBMIT = 1,     /* parent: u64 max_bytes, u64 resume_from, u8 present, strings */
@@ -496,15 +497,6 @@ static void br_flush(struct broker *b)
     }
 }
 
-/* Replace control characters in text that came from the child before it reaches a log. */
-static void br_clean(char *s)
-{
-    for (; *s; s++) {
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            *s = '?';
-    }
-}
-
 /* One message from the child. A protocol violation kills the child. */
 static void br_handle(struct broker *b, size_t n)
 {
@@ -602,7 +594,7 @@ static void br_handle(struct broker *b, size_t n)
         res.hard = hard != 0;
         res.retry_after = ra < 0 ? -1 : ra > 86400 ? 86400 : (long)ra;
         snprintf(res.detail, sizeof(res.detail), "%s", detail);
-        br_clean(res.detail);
+        cas_sandbox_clean(res.detail);
         br_complete(b, s, (cas_hr)code, &res);
         return;
     }
@@ -650,13 +642,6 @@ static cas_hr br_submit(struct cas_transfer *t, const struct cas_transfer_reques
     return CAS_OK;
 }
 
-static double br_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static int br_pop_done(struct broker *b, void **tag, cas_hr *hr, struct cas_transfer_result *res)
 {
     struct done *d = b->done;
@@ -678,7 +663,7 @@ static int br_wait(struct cas_transfer *t, int timeout_ms, void **tag, cas_hr *h
                    struct cas_transfer_result *res)
 {
     struct broker *b = (struct broker *)t;
-    double end = br_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    double end = cas_mono_now() * 1000.0 + (timeout_ms > 0 ? timeout_ms : 0);
     int handled = 0;
     for (;;) {
         if (br_pop_done(b, tag, hr, res)) {
@@ -688,7 +673,7 @@ static int br_wait(struct cas_transfer *t, int timeout_ms, void **tag, cas_hr *h
         if (b->dead)
             return 0;
         br_flush(b);
-        double left = end - br_now_ms();
+        double left = end - cas_mono_now() * 1000.0;
         if (left <= 0 && handled)
             return 0; /* a steady stream must not hold the caller past its timeout */
         struct pollfd pfd = {.fd = b->sock, .events = POLLIN | (b->out ? POLLOUT : 0)};
@@ -837,10 +822,10 @@ cas_hr cas_transfer_broker_new(const struct cas_config *cfg, const char *user,
 
     /* The hello says the sandbox holds; without it no transfer is started. */
     struct pollfd pfd = {.fd = b->sock, .events = POLLIN};
-    double end = br_now_ms() + HELLO_WAIT_MS;
+    double end = cas_mono_now() * 1000.0 + HELLO_WAIT_MS;
     ssize_t n = -1;
     for (;;) {
-        double left = end - br_now_ms();
+        double left = end - cas_mono_now() * 1000.0;
         int r = poll(&pfd, 1, left > 0 ? (int)left : 0);
         if (r < 0 && errno == EINTR)
             continue;
@@ -852,7 +837,7 @@ cas_hr cas_transfer_broker_new(const struct cas_config *cfg, const char *user,
     rd_get(&r, &code, 4);
     char text[TEXT_MAX];
     snprintf(text, sizeof(text), "%s", rd_str(&r, TEXT_MAX - 1));
-    br_clean(text);
+    cas_sandbox_clean(text);
     if (n < (ssize_t)HDR_SIZE || (size_t)n > sizeof(b->in.buf) || b->in.buf[0] != MSG_HELLO ||
         r.bad) {
         br_destroy(&b->base);
@@ -866,11 +851,4 @@ cas_hr cas_transfer_broker_new(const struct cas_config *cfg, const char *user,
     cas_log_info(CAS_LOG_DTS, "Transfer process %d %s", (int)pid, text);
     *out = &b->base;
     return CAS_OK;
-}
-
-cas_hr cas_transfer_new(const struct cas_config *cfg, int use_broker, struct cas_transfer **out)
-{
-    if (use_broker)
-        return cas_transfer_broker_new(cfg, NULL, out);
-    return cas_transfer_curl_new(cfg, out);
 }

@@ -148,9 +148,7 @@ static void cache_remove_orphans(struct cache *c)
     closedir(d);
 }
 
-/* mkdirat that insists on a real folder: a link (or a file) planted at the name is removed and
- * the folder made, so no later path through it leads out of the cache. */
-static int cache_mkdir_real(int dirfd, const char *name, mode_t mode)
+int cache_mkdir_real(int dirfd, const char *name, mode_t mode)
 {
     struct stat st;
     if (mkdirat(dirfd, name, mode) == 0)
@@ -900,33 +898,24 @@ cas_hr cache_list(struct cache *c, struct cache_entry_info **out, size_t *count)
 
 cas_hr cache_make_executable(struct cache *c, const char *content_id, const char *rel)
 {
-    char *path = NULL;
     struct stat st;
+    const char *leaf = NULL;
     cas_hr hr = CAS_OK;
-    int dir = -1, fd = -1;
+    int entry = -1, dir = -1, fd = -1;
 
     if (!cas_id_is_content(content_id) || cas_path_check(rel, strlen(rel)) != CAS_OK)
         return cas_fail(CAS_E_BAD_NAME, "%s: not a file of content %s", rel, content_id);
     /* One segment at a time, never following a link: the entry is the cache's, not a link's. */
-    dir = openat(c->dirfd, content_id, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    path = strdup(rel);
-    if (dir < 0 || !path) {
-        hr = dir < 0 ? cas_fail(CAS_E_FILE_MISSING, "content %s is not in the cache", content_id)
-                     : cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
+    entry = openat(c->dirfd, content_id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (entry < 0) {
+        hr = cas_fail(CAS_E_FILE_MISSING, "content %s is not in the cache", content_id);
         goto cleanup;
     }
-    for (char *seg = path, *slash; (slash = strchr(seg, '/')) != NULL; seg = slash + 1) {
-        *slash = '\0';
-        int next = openat(dir, seg, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        close(dir);
-        dir = next;
-        if (dir < 0) {
-            hr = cas_fail(CAS_E_BAD_NAME, "%s of content %s: %s", rel, content_id, strerror(errno));
-            goto cleanup;
-        }
-        *slash = '/';
+    dir = cas_fs_open_parent_at(entry, rel, 0, &leaf);
+    if (dir < 0) {
+        hr = cas_fail(CAS_E_BAD_NAME, "%s of content %s: %s", rel, content_id, strerror(errno));
+        goto cleanup;
     }
-    const char *leaf = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     fd = openat(dir, leaf, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         hr = cas_fail(CAS_E_BAD_NAME, "%s of content %s is not a regular file", rel, content_id);
@@ -940,6 +929,7 @@ cleanup:
         close(fd);
     if (dir >= 0)
         close(dir);
-    free(path);
+    if (entry >= 0)
+        close(entry);
     return hr;
 }

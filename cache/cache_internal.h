@@ -2,6 +2,8 @@
 #ifndef CAS_CACHE_INTERNAL_H
 #define CAS_CACHE_INTERNAL_H
 
+#include <sys/types.h>
+
 #include "cache/cache.h"
 
 #define CACHE_PARTIAL ".partial"
@@ -24,6 +26,11 @@ struct cache {
  * of *count ids. The one scan of the cache folder that listing, the index and dedup share. */
 #define CACHE_ID_MAX 32
 cas_hr cache_entry_ids(struct cache *c, char (**ids)[CACHE_ID_MAX], size_t *count);
+
+/* mkdirat that insists on a real folder: a link (or a file) planted at the name is removed (with a
+ * warning in CAS.log) and the folder made, so no later path through it leads out of the cache.
+ * -1 with errno on failure. */
+int cache_mkdir_real(int dirfd, const char *name, mode_t mode);
 
 /* The cache-wide lock for the short steps that change which entries exist or the index.
  * -1 with errno on failure. */

@@ -23,17 +23,9 @@ static int use_lock(struct cache *c, const char *content_id, int op)
 {
     char name[64];
     snprintf(name, sizeof(name), "%s/%s", CACHE_LOCKS, content_id);
-    if (mkdirat(c->dirfd, CACHE_LOCKS, 0700) != 0 && errno != EEXIST)
-        return -1;
     /* The folder must be the cache's own: lock files are never made through a planted link. */
-    struct stat dst;
-    if (fstatat(c->dirfd, CACHE_LOCKS, &dst, AT_SYMLINK_NOFOLLOW) != 0)
+    if (cache_mkdir_real(c->dirfd, CACHE_LOCKS, 0700) != 0)
         return -1;
-    if (!S_ISDIR(dst.st_mode)) {
-        if (unlinkat(c->dirfd, CACHE_LOCKS, 0) != 0 ||
-            (mkdirat(c->dirfd, CACHE_LOCKS, 0700) != 0 && errno != EEXIST))
-            return -1;
-    }
     for (;;) {
         struct stat held, now;
         int fd = openat(c->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/path.h"
+
 cas_hr cas_fs_read_file(const char *path, size_t max, char **buf_out, size_t *len_out)
 {
     cas_hr hr = CAS_OK;
@@ -265,4 +267,36 @@ char *cas_path_join(const char *a, const char *b)
     if (asprintf(&out, "%s%s%s", a, slash ? "" : "/", b) < 0)
         return NULL;
     return out;
+}
+
+int cas_fs_open_parent_at(int root, const char *rel, int create, const char **leaf)
+{
+    int fd = dup(root);
+    const char *p = rel;
+    char seg[CAS_PATH_SEG_MAX + 1];
+    for (;;) {
+        const char *slash = strchr(p, '/');
+        if (!slash || fd < 0) {
+            *leaf = p;
+            return fd;
+        }
+        size_t n = (size_t)(slash - p);
+        if (n > CAS_PATH_SEG_MAX) {
+            close(fd);
+            errno = ENAMETOOLONG;
+            return -1;
+        }
+        memcpy(seg, p, n);
+        seg[n] = '\0';
+        if (create && mkdirat(fd, seg, 0755) != 0 && errno != EEXIST) {
+            close(fd);
+            return -1;
+        }
+        int next = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        close(fd);
+        if (next < 0)
+            return -1;
+        fd = next;
+        p = slash + 1;
+    }
 }

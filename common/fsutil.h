@@ -27,6 +27,13 @@ cas_hr cas_fs_mkdirs(const char *path, mode_t mode);
 cas_hr cas_fs_remove_tree_at(int dfd, const char *name);
 cas_hr cas_fs_remove_tree(const char *path);
 
+/* Open the folder holding the last segment of the relative path rel below the folder root, one
+ * segment at a time with O_NOFOLLOW, so nothing planted under root leads outside it; with create,
+ * missing folders are made (0755). *leaf points into rel at the last segment. Returns a new
+ * descriptor (root itself is not consumed), or -1 with errno. rel must be a checked package path
+ * (cas_path_check). */
+int cas_fs_open_parent_at(int root, const char *rel, int create, const char **leaf);
+
 /* fsync a folder by path. */
 cas_hr cas_fs_sync_dir(const char *path);
 

@@ -1,8 +1,9 @@
 #!/bin/bash
 # shellcheck disable=SC2034 # ATK_* are read by the tests that source this
-# The four checks of the content-side attack tests (tests/integration/t_attack_*.sh, docs/attacks.md):
-# nothing ran, nothing of the attacker in the cache, the previous policy in force, and (by each
-# test) the log line. Sourced after lib.sh, whose T, STATE, CACHE, PROOF and assertions it uses.
+# What the attack tests (tests/integration/t_attack_*.sh, docs/attacks.md) share. Sourced after
+# lib.sh, whose T, STATE, CACHE, PROOF and assertions it uses. The content-side tests use the atk_*
+# checks: nothing ran, nothing of the attacker in the cache, the previous policy in force (each
+# test asserts its own log line). The policy-side tests use the helpers at the end.
 # A string only the attacker's bytes carry: found anywhere in the cache, they got in.
 ATK_MARK="ATTACKER-MARKER-$$-$RANDOM"
 
@@ -73,3 +74,21 @@ atk_nothing_ran()
     assert_eq 0 "$(proof_runs "$1")" "the program of $1 did not run"
     assert_no_file "$PROOF/ATTACKER-RAN"
 }
+
+# ---- helpers of the policy-side tests ----
+
+# fresh_etag FILE -- give FILE a modification time no earlier answer had (far ahead of now), so
+# nginx's ETag (mtime and size) changes without waiting for the next second.
+ETAG_CLOCK=$(($(date +%s) + 100000))
+fresh_etag()
+{
+    ETAG_CLOCK=$((ETAG_CLOCK + 1))
+    touch -d "@$ETAG_CLOCK" "$1"
+}
+
+# good_ad -- the advert of the applied (genuine) policy; GOOD_HASH, GOOD_SIZE and DP are the test's.
+good_ad() { advert_json id=CEN2A001 package=CEN000A1 hash="$GOOD_HASH" size="$GOOD_SIZE" locations="$DP"; }
+# key_id_of PEM -- a key's id as the agent logs it (first 16 hex digits of SHA-256 over its DER).
+key_id_of() { openssl pkey -pubin -in "$1" -outform DER | sha256sum | cut -c1-16 | tr 'a-f' 'A-F'; }
+# status_of PATH -- status and body bytes of the management point's last answer for PATH.
+status_of() { awk -v p="$DP_PREFIX/$1" '$7 == p { s = $9 " " $10 } END { print s }' "$MPLOG"; }

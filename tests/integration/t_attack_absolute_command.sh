@@ -21,6 +21,8 @@
 # a second advertisement of the same content with a relative command runs too.
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=attack_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/attack_lib.sh"
 echo "# t_attack_absolute_command"
 
 MARK="attacker-marker-abscmd-$RANDOM$RANDOM"
@@ -53,7 +55,6 @@ ln -s tool.sh "$T/outside/link.sh"
 EVIL=$T/outside/evil.sh
 TOOL=$T/outside/tool.sh
 
-good_ad() { advert_json id=CEN2A001 package=CEN000A1 hash="$GOOD_HASH" size="$GOOD_SIZE" locations="$DP"; }
 # b_ad ID COMMAND [keys...] -- an advertisement of CEN000B1.1 with this command.
 b_ad()
 {

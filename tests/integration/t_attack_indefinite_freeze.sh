@@ -18,6 +18,8 @@
 # unchanged. Then the site's serial 8 arrives and the program runs (no over-refusal).
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=attack_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/attack_lib.sh"
 echo "# t_attack_indefinite_freeze"
 
 MARK="attacker-marker-freeze-$RANDOM$RANDOM"
@@ -42,17 +44,8 @@ EXLOG=$LOGS/execmgr.log
 INCOMING=$STATE/policy/incoming.json
 write_config management_point="\"$MP/policy.json\"" site='"CEN"'
 
-good_ad() { advert_json id=CEN2A001 package=CEN000A1 hash="$GOOD_HASH" size="$GOOD_SIZE" locations="$DP"; }
 fix_ad() { advert_json id=CEN2A002 package=CEN000A2 hash="$FIX_HASH" size="$FIX_SIZE" locations="$DP" mandatory=true; }
 evil_ad() { advert_json id=CEN2E666 package=CEN000E6 hash="$EVIL_HASH" size="$EVIL_SIZE" locations="$DP" mandatory=true; }
-# fresh_etag FILE -- give FILE a modification time no earlier answer had (far ahead of now), so
-# nginx's ETag (mtime and size) changes without waiting for the next second.
-ETAG_CLOCK=$(($(date +%s) + 100000))
-fresh_etag()
-{
-    ETAG_CLOCK=$((ETAG_CLOCK + 1))
-    touch -d "@$ETAG_CLOCK" "$1"
-}
 # publish SERIAL [write_policy keys...] -- the MP's policy, signed with the site's real key, with
 # a new ETag.
 publish()
@@ -63,7 +56,6 @@ publish()
     sign_policy "$PRIV/CEN.key" "$T/mp/policy.json"
     fresh_etag "$T/mp/policy.json"
 }
-status_of() { awk -v p="$DP_PREFIX/$1" '$7 == p { s = $9 " " $10 } END { print s }' "$MPLOG"; }
 
 # snapshot SERIAL -- record the applied policy (serial SERIAL) and the cache listing.
 snapshot()

@@ -19,6 +19,8 @@
 # key change (signed by the trusted key) followed by a policy signed by the new key is accepted.
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=attack_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/attack_lib.sh"
 echo "# t_attack_keychange_untrusted_key"
 
 MARK="attacker-marker-keychange-$RANDOM$RANDOM"
@@ -42,9 +44,7 @@ INCOMING=$STATE/policy/incoming.json
 KC_URL=$MP/CEN.keychange
 write_config management_point="\"$MP/policy.json\"" site='"CEN"'
 
-key_id_of() { openssl pkey -pubin -in "$1" -outform DER | sha256sum | cut -c1-16 | tr 'a-f' 'A-F'; }
 ID1=$(key_id_of "$KEYS/CEN.pem")
-good_ad() { advert_json id=CEN2A001 package=CEN000A1 hash="$GOOD_HASH" size="$GOOD_SIZE" locations="$DP"; }
 evil_ad() { advert_json id=CEN2E666 package=CEN000E6 hash="$EVIL_HASH" size="$EVIL_SIZE" locations="$DP" mandatory=true; }
 
 # keychange_doc FILE SERIAL NEW_PEM [SITE] -- a key-change document (docs/formats.md), made with
@@ -64,14 +64,6 @@ publish_kc()
     [[ $2 == none ]] || sign_policy "$2" "$T/mp/CEN.keychange" "$T/mp/CEN.keychange.sig"
 }
 
-# fresh_etag FILE -- give FILE a modification time no earlier answer had (far ahead of now), so
-# nginx's ETag (mtime and size) changes without waiting for the next second.
-ETAG_CLOCK=$(($(date +%s) + 100000))
-fresh_etag()
-{
-    ETAG_CLOCK=$((ETAG_CLOCK + 1))
-    touch -d "@$ETAG_CLOCK" "$1"
-}
 snapshot()
 {
     PREV=$1

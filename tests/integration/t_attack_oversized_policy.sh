@@ -17,6 +17,8 @@
 # a policy of exactly 4 MiB and one nested exactly 16 deep apply (the limits are exact).
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=attack_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/attack_lib.sh"
 echo "# t_attack_oversized_policy"
 
 FAULTD=${CAS_FAULTD:-$(dirname "$CAS_AGENT")/tests/cas-faultd}
@@ -43,9 +45,7 @@ POLLOG=$LOGS/PolicyAgent.log
 INCOMING=$STATE/policy/incoming.json
 write_config management_point="\"$MP/policy.json\"" site='"CEN"'
 
-good_ad() { advert_json id=CEN2A001 package=CEN000A1 hash="$GOOD_HASH" size="$GOOD_SIZE" locations="$DP"; }
 evil_ad() { advert_json id=CEN2E666 package=CEN000E6 hash="$EVIL_HASH" size="$EVIL_SIZE" locations="$DP" mandatory=true; }
-status_of() { awk -v p="$DP_PREFIX/$1" '$7 == p { s = $9 " " $10 } END { print s }' "$MPLOG"; }
 
 # nested_policy FILE SERIAL N [ADVERTS] -- a signed policy whose "note" is N nested arrays around
 # the marker, so the document is nested N + 1 deep (the top object is level 1).
@@ -80,14 +80,6 @@ sized_policy()
     sign_policy "$PRIV/CEN.key" "$f"
 }
 
-# fresh_etag FILE -- give FILE a modification time no earlier answer had (far ahead of now), so
-# nginx's ETag (mtime and size) changes without waiting for the next second.
-ETAG_CLOCK=$(($(date +%s) + 100000))
-fresh_etag()
-{
-    ETAG_CLOCK=$((ETAG_CLOCK + 1))
-    touch -d "@$ETAG_CLOCK" "$1"
-}
 snapshot()
 {
     PREV=$1

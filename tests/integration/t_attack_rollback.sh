@@ -16,6 +16,8 @@
 # 7 apply (no over-refusal), and the same bytes as the applied policy at the MP change nothing.
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=attack_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/attack_lib.sh"
 echo "# t_attack_rollback"
 
 MARK="attacker-marker-rollback-$RANDOM$RANDOM"
@@ -35,7 +37,6 @@ POLLOG=$LOGS/PolicyAgent.log
 INCOMING=$STATE/policy/incoming.json
 write_config management_point="\"$MP/policy.json\"" site='"CEN"'
 
-good_ad() { advert_json id=CEN2A001 package=CEN000A1 hash="$GOOD_HASH" size="$GOOD_SIZE" locations="$DP"; }
 # The withdrawn advertisement: mandatory, so the service would run it at once if it came back.
 evil_ad() { advert_json id=CEN2E666 package=CEN000E6 hash="$EVIL_HASH" size="$EVIL_SIZE" locations="$DP" mandatory=true; }
 # signed FILE SERIAL [write_policy keys...] -- a policy signed with the site's real key.
@@ -45,14 +46,6 @@ signed()
     shift 2
     write_policy "$f" serial="$s" "$@"
     sign_policy "$PRIV/CEN.key" "$f"
-}
-# fresh_etag FILE -- give FILE a modification time no earlier answer had (far ahead of now), so
-# nginx's ETag (mtime and size) changes without waiting for the next second.
-ETAG_CLOCK=$(($(date +%s) + 100000))
-fresh_etag()
-{
-    ETAG_CLOCK=$((ETAG_CLOCK + 1))
-    touch -d "@$ETAG_CLOCK" "$1"
 }
 # at_mp FILE -- the management point serves FILE and its signature from now on (with a new
 # ETag).

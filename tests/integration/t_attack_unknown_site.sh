@@ -17,6 +17,8 @@
 # agent with no `site` (no over-refusal).
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=attack_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/attack_lib.sh"
 echo "# t_attack_unknown_site"
 
 MARK="attacker-marker-site-$RANDOM$RANDOM"
@@ -46,7 +48,6 @@ write_config --file "$CFG_ANY" management_point="\"$MP/policy.json\""
 write_config --file "$CFG_CEN" management_point="\"$MP/policy.json\"" site='"CEN"'
 CFG=$CFG_ANY
 
-good_ad() { advert_json id=CEN2A001 package=CEN000A1 hash="$GOOD_HASH" size="$GOOD_SIZE" locations="$DP"; }
 # evil_ad SITE -- the attacker's mandatory advertisement, as package SITE000E6.
 evil_ad() { advert_json id=ATK2E666 package="${1}000E6" hash="$EVIL_HASH" size="$EVIL_SIZE" locations="$DP" mandatory=true; }
 # attack FILE SITE KEY -- the attacker's policy for SITE (serial 9), signed with KEY.
@@ -54,14 +55,6 @@ attack()
 {
     write_policy "$1" serial=9 site="$2" adverts="$(evil_ad "$2")" note="$MARK"
     sign_policy "$3" "$1"
-}
-# fresh_etag FILE -- give FILE a modification time no earlier answer had (far ahead of now), so
-# nginx's ETag (mtime and size) changes without waiting for the next second.
-ETAG_CLOCK=$(($(date +%s) + 100000))
-fresh_etag()
-{
-    ETAG_CLOCK=$((ETAG_CLOCK + 1))
-    touch -d "@$ETAG_CLOCK" "$1"
 }
 # at_mp FILE -- the MP serves FILE and its signature (with a new ETag).
 at_mp()

@@ -16,6 +16,8 @@
 # applies (no over-refusal).
 # shellcheck source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=attack_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/attack_lib.sh"
 echo "# t_attack_unsigned"
 
 MARK="attacker-marker-unsigned-$RANDOM$RANDOM"
@@ -36,20 +38,9 @@ POLLOG=$LOGS/PolicyAgent.log
 INCOMING=$STATE/policy/incoming.json
 write_config management_point="\"$MP/policy.json\"" site='"CEN"'
 
-key_id_of() { openssl pkey -pubin -in "$1" -outform DER | sha256sum | cut -c1-16 | tr 'a-f' 'A-F'; }
 CEN_ID=$(key_id_of "$KEYS/CEN.pem")
-good_ad() { advert_json id=CEN2A001 package=CEN000A1 hash="$GOOD_HASH" size="$GOOD_SIZE" locations="$DP"; }
 evil_ad() { advert_json id=CEN2E666 package=CEN000E6 hash="$EVIL_HASH" size="$EVIL_SIZE" locations="$DP" mandatory=true; }
-status_of() { awk -v p="$DP_PREFIX/$1" '$7 == p { s = $9 " " $10 } END { print s }' "$MPLOG"; }
 
-# fresh_etag FILE -- give FILE a modification time no earlier answer had (far ahead of now), so
-# nginx's ETag (mtime and size) changes without waiting for the next second.
-ETAG_CLOCK=$(($(date +%s) + 100000))
-fresh_etag()
-{
-    ETAG_CLOCK=$((ETAG_CLOCK + 1))
-    touch -d "@$ETAG_CLOCK" "$1"
-}
 snapshot()
 {
     PREV=$1

@@ -11,7 +11,9 @@
  *    copy that does not match is kept only if no better one arrives, so that when a file fails
  *    everywhere the package hash of the content as received can still be reported as "actual":
  *    what an administrator gets by running the coreutils one-liner on the DP.
- * 3. Bytes of the content (kept, resumed and in flight) never exceed the policy's size.
+ * 3. The verified files plus what one location has in flight or left unverified never exceed
+ *    the policy's size: an endless or oversized file is cut there, the content committed is
+ *    never larger, and a bad mirror's bytes never count against a good one.
  * 4. Partial files live in the staging folder (parts/N.part) with a side record (parts/N.json:
  *    URL, expected file hash, validator), so an interrupted job is resumed by the next with
  *    Range and If-Range; whatever the server answers, every file is hashed in full.
@@ -68,6 +70,7 @@ struct dl_location {
     const char *url;
     int dropped;
     int soft;
+    uint64_t unverified; /* bytes from here in flight, or kept though they did not match */
 };
 
 enum dl_file_state { F_PENDING, F_ACTIVE, F_DONE, F_BAD };
@@ -99,6 +102,7 @@ struct dl_file {
     size_t n404;
     int have_copy; /* a non-matching copy is in place */
     uint64_t copy_bytes;
+    size_t copy_loc;                   /* the location that served it */
     cas_hr last;                       /* the last failure, for the job's error */
     char digest[CAS_HASH_MAX_HEX + 1]; /* of the copy in place */
     uint64_t size;
@@ -116,11 +120,11 @@ struct dl_job {
     struct cas_hasher *hasher; /* hashes big files off this thread; NULL: all inline */
     char *staging;
     int content_fd, parts_fd;
-    uint64_t live;      /* bytes of the content on disk or in flight */
-    uint64_t replacing; /* bytes of non-matching copies whose replacement is in flight */
-    uint64_t fetched;   /* bytes received in this job */
-    uint64_t resumed;   /* bytes reused from an earlier, interrupted job */
-    uint64_t cap;       /* max_download_kbps in bytes per second; 0 unlimited */
+    uint64_t live;     /* bytes on disk or in flight: verified, unverified, resumed */
+    uint64_t verified; /* bytes of the files in place that match the listing */
+    uint64_t fetched;  /* bytes received in this job */
+    uint64_t resumed;  /* bytes reused from an earlier, interrupted job */
+    uint64_t cap;      /* max_download_kbps in bytes per second; 0 unlimited */
     size_t n_files, files_done, active;
     double t0, deadline, next_progress;
     cas_hr fatal; /* set when the job must end at once */
@@ -458,13 +462,37 @@ static void dl_progress(struct dl_job *j, size_t total, int final)
                  j->resumed ? ", resumed from an earlier job" : "");
     if (isatty(STDERR_FILENO)) {
         double pct = j->ad->size ? 100.0 * (double)j->live / (double)j->ad->size : 100.0;
-        double eta = rate > 0 ? (double)(j->ad->size - j->live) / rate : 0;
+        double left = j->live < j->ad->size ? (double)(j->ad->size - j->live) : 0;
+        double eta = rate > 0 ? left / rate : 0;
         fprintf(stderr, "\r%s %5.1f%%  %llu/%llu bytes  %.1f MiB/s  ETA %.0f s  files %zu/%zu%s",
                 j->ad->content_id, pct, (unsigned long long)j->live,
                 (unsigned long long)j->ad->size, rate / 1048576.0, eta, j->files_done, total,
                 final ? "\n" : "  ");
         fflush(stderr);
     }
+}
+
+/* The bytes held to the policy's size for a transfer from location li: the verified files plus
+ * what that location has in flight or left unverified. Per location, so that a bad mirror's
+ * bytes never count against a good one (whether the good mirror's files fit must not depend on
+ * which transfers happen to be in flight), while the staging folder still holds at most the
+ * size once per location. */
+static uint64_t dl_counted(const struct dl_job *j, size_t li)
+{
+    return j->verified + j->locs[li].unverified;
+}
+
+/* n bytes from location li arrive on disk (n > 0) or leave it (dl_drop). */
+static void dl_add(struct dl_job *j, size_t li, uint64_t n)
+{
+    j->live += n;
+    j->locs[li].unverified += n;
+}
+
+static void dl_drop(struct dl_job *j, size_t li, uint64_t n)
+{
+    j->live -= n;
+    j->locs[li].unverified -= n;
 }
 
 static cas_hr dl_on_response(void *ud, const struct cas_transfer_response *resp)
@@ -488,7 +516,7 @@ static cas_hr dl_on_response(void *ud, const struct cas_transfer_response *resp)
         if (ftruncate(x->fd, 0) != 0 || lseek(x->fd, 0, SEEK_SET) != 0)
             return cas_fail(cas_err_from_errno(errno), "restarting %s: %s", x->f->e->path,
                             strerror(errno));
-        x->j->live -= x->resume_from;
+        dl_drop(x->j, x->loc, x->resume_from);
         x->j->resumed -= x->resume_from;
         x->resume_from = 0;
     } else if (x->resume_from > 0) {
@@ -504,11 +532,7 @@ static cas_hr dl_on_data(void *ud, const void *data, size_t len)
     struct dl_job *j = x->j;
     if (cas_stop_requested())
         return cas_fail(CAS_E_CANCELLED, "interrupted");
-    /* A non-matching copy is replaced if the transfer now in flight for its file matches: while
-     * that transfer runs the copy does not count (else a bad mirror's copies of other files
-     * could make a good mirror's files too large). */
-    uint64_t others = j->live - j->replacing;
-    if (others + len > j->ad->size)
+    if (dl_counted(j, x->loc) + len > j->ad->size)
         return cas_fail(CAS_E_TOO_LARGE,
                         "%s: the content would exceed the %llu bytes the policy allows", x->url,
                         (unsigned long long)j->ad->size);
@@ -525,7 +549,7 @@ static cas_hr dl_on_data(void *ud, const void *data, size_t len)
         sync_file_range(x->fd, (off_t)(end - DL_WRITEBACK_EVERY), DL_WRITEBACK_EVERY,
                         SYNC_FILE_RANGE_WRITE);
     }
-    j->live += len;
+    dl_add(j, x->loc, len);
     j->fetched += len;
     if (j->cap) {
         /* The cap is for the whole job, like BITS throttling: when the job is ahead of it, wait
@@ -628,7 +652,7 @@ static cas_hr dl_start(struct dl_job *j, struct dl_file *f)
         return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
     }
     uint64_t have = dl_resumable(j, f, x->url, &x->if_range);
-    uint64_t counted = j->live - j->replacing - (f->have_copy ? f->copy_bytes : 0);
+    uint64_t counted = dl_counted(j, li);
     /* Opened without O_TRUNC and checked first: a second name for the part file (a planted hard
      * link) would let the download truncate or write a file outside the cache. Such a name is
      * dropped and a new file made. */
@@ -664,7 +688,7 @@ static cas_hr dl_start(struct dl_job *j, struct dl_file *f)
         return cas_fail(CAS_E_OUTOFMEMORY, "out of memory");
     }
     x->resume_from = have;
-    j->live += have;
+    dl_add(j, li, have);
     j->resumed += have;
     x->req = (struct cas_transfer_request){
         .url = x->url,
@@ -675,13 +699,9 @@ static cas_hr dl_start(struct dl_job *j, struct dl_file *f)
         .on_data = dl_on_data,
         .ud = x,
     };
-    if (f->have_copy) /* before submit: a transfer may deliver its first bytes at once */
-        j->replacing += f->copy_bytes;
     cas_hr hr = j->t->submit(j->t, &x->req, x);
     if (hr != CAS_OK) {
-        if (f->have_copy)
-            j->replacing -= f->copy_bytes;
-        j->live -= have;
+        dl_drop(j, li, have);
         dl_xfer_free(x);
         return hr;
     }
@@ -698,7 +718,7 @@ static void dl_discard_part(struct dl_job *j, struct dl_xfer *x)
     dl_part_names(x->f, part, side, sizeof(part));
     unlinkat(j->parts_fd, part, 0);
     unlinkat(j->parts_fd, side, 0);
-    j->live -= x->resume_from + x->got;
+    dl_drop(j, x->loc, x->resume_from + x->got);
     j->resumed -= x->resume_from;
 }
 
@@ -731,8 +751,6 @@ static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
 
     j->active--;
     f->x = NULL;
-    if (f->have_copy)
-        j->replacing -= f->copy_bytes;
     dl_part_names(f, part, side, sizeof(part));
     if (hr == CAS_OK && cas_hasher_stream_final(x->hs, hex) != CAS_OK) {
         dl_set_fatal(j, CAS_E_IO, cas_err_detail());
@@ -758,7 +776,7 @@ static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
                 dl_discard_part(j, x); /* our range is wrong, or nothing to guard a resume */
             } else {
                 dl_write_side(x); /* keep what arrived: the retry resumes it and counts it */
-                j->live -= x->resume_from + x->got;
+                dl_drop(j, x->loc, x->resume_from + x->got);
                 j->resumed -= x->resume_from;
             }
             dl_soft_error(j, loc);
@@ -786,20 +804,28 @@ static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
     uint64_t size = x->resume_from + x->got;
     unlinkat(j->parts_fd, side, 0);
     int matches = !strcmp(hex, f->e->hex);
-    if (matches || !f->have_copy) {
-        /* A matching copy replaces whatever is in place; the first non-matching one is kept so
-         * the package hash of the content as received can be reported. */
+    /* A matching copy replaces whatever is in place; the first non-matching one is kept (it
+     * stays in its location's count) so the package hash of the content as received can be
+     * reported. */
+    int keep = matches || !f->have_copy;
+    if (keep) {
         if (!dl_place_part(j, f, part)) {
             dl_xfer_free(x);
             return;
         }
-        if (f->have_copy)
-            j->live -= f->copy_bytes;
+        if (f->have_copy) {
+            dl_drop(j, f->copy_loc, f->copy_bytes);
+            f->have_copy = 0;
+        }
         memcpy(f->digest, hex, sizeof(hex));
         f->size = size;
     } else {
         unlinkat(j->parts_fd, part, 0);
-        j->live -= size;
+        dl_drop(j, x->loc, size);
+    }
+    if (matches) {
+        j->locs[x->loc].unverified -= size;
+        j->verified += size;
     }
     if (matches) {
         cas_log_verbose(CAS_LOG_CAS,
@@ -818,9 +844,10 @@ static void dl_finished(struct dl_job *j, struct dl_xfer *x, cas_hr hr,
                      "Hash does not match for file %s of content %s served by %s: expected %s, "
                      "actual %s",
                      f->e->path, ad->content_id, loc->url, exp_up, act_up);
-        if (!f->have_copy) {
+        if (keep) {
             f->have_copy = 1;
             f->copy_bytes = size;
+            f->copy_loc = x->loc;
         }
         f->last = CAS_E_HASH_MISMATCH;
         dl_soft_error(j, loc);
@@ -871,7 +898,7 @@ static void dl_copy_cached(struct dl_job *j, struct dl_file *files, size_t n)
         cas_hr hr = fd >= 0 ? cache_files_copy(t, f->e->hex, fd, &size, &from)
                             : cas_fail(cas_err_from_errno(errno), "creating a copy of %s: %s",
                                        f->e->path, strerror(errno));
-        if (hr == CAS_OK && size > ad->size - j->live)
+        if (hr == CAS_OK && size > ad->size - j->verified)
             hr = CAS_E_TOO_LARGE; /* downloaded, it meets the same limit and says so */
         if (fd >= 0 && close(fd) != 0 && hr == CAS_OK)
             hr = cas_fail(cas_err_from_errno(errno), "copying %s: %s", f->e->path, strerror(errno));
@@ -891,6 +918,7 @@ static void dl_copy_cached(struct dl_job *j, struct dl_file *files, size_t n)
         f->state = F_DONE;
         j->files_done++;
         j->live += size;
+        j->verified += size;
         copied++;
         bytes += size;
         cas_log_verbose(CAS_LOG_CAS,
@@ -922,11 +950,12 @@ static int dl_already_placed(struct dl_job *j, struct dl_file *f)
         (!S_ISREG(st.st_mode) || st.st_nlink != 1)) {
         unlinkat(parent, leaf, 0);
     } else if (cas_hash_file_at(parent, leaf, j->ad->alg, hex, &size) == CAS_OK) {
-        if (!strcmp(hex, f->e->hex) && j->live + size <= j->ad->size) {
+        if (!strcmp(hex, f->e->hex) && j->verified + size <= j->ad->size) {
             ok = 1;
             memcpy(f->digest, hex, sizeof(hex));
             f->size = size;
             j->live += size;
+            j->verified += size;
             j->resumed += size;
         } else {
             unlinkat(parent, leaf, 0);

@@ -274,6 +274,45 @@ static void test_bad_file_first_location_good_second(void **state)
     assert_string_equal(e->fake.requests[3], "fake://dp2/CEN00002.2/b/c.txt");
 }
 
+/* A bad mirror first that tampers every file and moves bytes between them (the total still the
+ * policy's size): when a.txt's good copy arrives, the bad b/c.txt is still in flight and, with
+ * a.txt's bad copy, already takes the whole size. The good mirror must still win: a location's
+ * bytes count only against that location (with the verified files). */
+static void test_bad_mirror_bytes_do_not_count_against_good(void **state)
+{
+    struct env *e = *state;
+    good_objs(e, e->fake.locs[0].objs);
+    good_objs(e, e->fake.locs[1].objs);
+    e->fake.locs[0].objs[1] = (struct fake_obj){"/CEN00002.2/a.txt", "EVIL", 4, 0};
+    e->fake.locs[0].objs[2] = (struct fake_obj){"/CEN00002.2/b/c.txt", "EVILEVIL", 8, 0};
+    assert_int_equal(cas_download_content(&e->agent, &e->ad, "System"), CAS_OK);
+    assert_true(cached(e));
+    assert_int_equal(e->fake.n_requests, 5);
+    assert_string_equal(e->fake.requests[3], "fake://dp2/CEN00002.2/a.txt");
+    assert_string_equal(e->fake.requests[4], "fake://dp2/CEN00002.2/b/c.txt");
+    char *path = cas_path_join(e->dir, "cache/CEN00002.2/a.txt"), *body = NULL;
+    size_t len = 0;
+    assert_int_equal(cas_fs_read_file(path, 64, &body, &len), CAS_OK);
+    assert_int_equal(len, strlen(A_TXT));
+    assert_memory_equal(body, A_TXT, len);
+    free(body);
+    free(path);
+}
+
+/* The bad mirror's file never ends: it is cut at the size there, and the good mirror's copy,
+ * which fits, is taken. */
+static void test_endless_at_one_location_good_at_next(void **state)
+{
+    struct env *e = *state;
+    good_objs(e, e->fake.locs[0].objs);
+    good_objs(e, e->fake.locs[1].objs);
+    e->fake.locs[0].objs[1] = (struct fake_obj){"/CEN00002.2/a.txt", "zzzz", 4, 1};
+    assert_int_equal(cas_download_content(&e->agent, &e->ad, "System"), CAS_OK);
+    assert_true(cached(e));
+    /* Never more from one location than the size (the listing is bounded separately). */
+    assert_true(e->fake.bytes_delivered <= 2 * strlen(e->listing) + 2 * e->ad.size);
+}
+
 static void test_bad_file_everywhere_is_hash_mismatch(void **state)
 {
     struct env *e = *state;
@@ -355,6 +394,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dead_location_fails_over_and_is_dropped, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_file_first_location_good_second, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_mirror_bytes_do_not_count_against_good, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_endless_at_one_location_good_at_next, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_file_everywhere_is_hash_mismatch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_endless_file_is_cut_at_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadline_ends_the_job, setup, teardown),
